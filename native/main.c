@@ -1,0 +1,309 @@
+/* vtc-runtime: run a sandbox from an OCI bundle, or exec into a running one.
+ *
+ *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N]
+ *   vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON
+ *   vtc-runtime features
+ *
+ * run: this process stays outside the sandbox as its monitor. It clones the
+ * sandbox's pid 1 into new namespaces, writes its id maps, puts it in its
+ * cgroup, and then waits. A byte N on the control fd delivers signal N to pid 1;
+ * end-of-file on the control fd (the Node process died, even by SIGKILL) kills
+ * the sandbox. Events go to the status fd as JSON lines. */
+#include "runtime.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static const struct { const char *type; int flag; } ns_types[] = {
+  {"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS}, {"ipc", CLONE_NEWIPC},
+  {"uts", CLONE_NEWUTS}, {"user", CLONE_NEWUSER}, {"cgroup", CLONE_NEWCGROUP},
+};
+
+static void usage(void) {
+  fprintf(stderr, "usage: vtc-runtime run --bundle DIR [--control-fd N] [--status-fd N]\n"
+                  "       vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON\n");
+  exit(2);
+}
+
+static jval *parse_or_die(const char *text, const char *what) {
+  char err[256];
+  jval *v = json_parse(text, err, sizeof err);
+  if (!v) die("spec", what, EINVAL, "%s", err);
+  return v;
+}
+
+/* ---------- id maps ---------- */
+
+static void format_map(const jval *maps, char *buf, size_t len, char ***argv_out) {
+  size_t o = 0, n = json_len(maps), a = 0;
+  char **argv = calloc(3 * n + 3, sizeof *argv);
+  for (const jval *m = maps ? maps->child : NULL; m; m = m->next) {
+    unsigned long c = (unsigned long)json_num(m, "containerID", 0), h = (unsigned long)json_num(m, "hostID", 0),
+                  s = (unsigned long)json_num(m, "size", 0);
+    o += (size_t)snprintf(buf + o, len - o, "%lu %lu %lu\n", c, h, s);
+    asprintf(&argv[2 + a++], "%lu", c);
+    asprintf(&argv[2 + a++], "%lu", h);
+    asprintf(&argv[2 + a++], "%lu", s);
+  }
+  *argv_out = argv;
+}
+
+static void write_proc_file(pid_t pid, const char *name, const char *text) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", pid, name);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("userns", path, errno, "opening %s", name);
+  ssize_t n = (ssize_t)strlen(text);
+  if (write(fd, text, (size_t)n) != n) die("userns", path, errno, "writing %s", name);
+  close(fd);
+}
+
+/* newuidmap/newgidmap are setuid helpers that grant /etc/subuid ranges. */
+static void run_idmap_helper(const char *helper, pid_t pid, char **argv) {
+  char pidbuf[16];
+  snprintf(pidbuf, sizeof pidbuf, "%d", pid);
+  argv[0] = (char *)helper;
+  argv[1] = pidbuf;
+  pid_t c = fork();
+  if (c < 0) die("userns", helper, errno, "fork");
+  if (c == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 1);
+    execvp(helper, argv);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(c, &status, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die("userns", helper, WIFEXITED(status) && WEXITSTATUS(status) == 127 ? ENOENT : EPERM,
+        "%s failed (exit %d): check /etc/subuid and /etc/subgid for this user", helper,
+        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+static bool single_self_map(const jval *maps, unsigned long self) {
+  return json_len(maps) == 1 && json_num(maps->child, "size", 0) == 1 && (unsigned long)json_num(maps->child, "hostID", -1) == self;
+}
+
+static void write_id_maps(pid_t pid, const jval *linux_) {
+  const jval *uids = json_get(linux_, "uidMappings"), *gids = json_get(linux_, "gidMappings");
+  char ubuf[4096] = "", gbuf[4096] = "";
+  char **uargv, **gargv;
+  format_map(uids, ubuf, sizeof ubuf, &uargv);
+  format_map(gids, gbuf, sizeof gbuf, &gargv);
+  bool privileged = geteuid() == 0;
+  if (privileged || single_self_map(uids, geteuid())) write_proc_file(pid, "uid_map", ubuf);
+  else run_idmap_helper("newuidmap", pid, uargv);
+  if (privileged || single_self_map(gids, getegid())) {
+    /* An unprivileged process may map its own gid only after giving up setgroups. */
+    if (!privileged) write_proc_file(pid, "setgroups", "deny");
+    write_proc_file(pid, "gid_map", gbuf);
+  } else {
+    run_idmap_helper("newgidmap", pid, gargv);
+  }
+}
+
+/* ---------- run ---------- */
+
+typedef struct {
+  jval *cfg;
+  const char *bundle;
+  int sync_fd;
+  int ns_flags;
+} child_args;
+
+static void child_main(child_args *a) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  char go;
+  /* EOF instead of the go byte: the monitor died before we were set up. */
+  if (read(a->sync_fd, &go, 1) != 1) _exit(EXIT_RUNTIME_ERROR);
+  close(a->sync_fd);
+  const jval *linux_ = json_get(a->cfg, "linux");
+  /* Entered only now, after the monitor moved us into our cgroup, so that the
+   * sandbox sees its own cgroup as "/". */
+  if ((a->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) die("namespaces", "cgroup", errno, "unshare(CLONE_NEWCGROUP)");
+  const char *hostname = json_str(a->cfg, "hostname");
+  if (hostname && sethostname(hostname, strlen(hostname)) < 0) die("hostname", hostname, errno, "sethostname");
+  if (a->ns_flags & CLONE_NEWNET) loopback_up();
+  rootfs_setup(a->cfg, a->bundle, a->ns_flags & CLONE_NEWUSER);
+  rootfs_finish(a->cfg);
+  (void)linux_;
+  proc_spec p;
+  proc_spec_load(&p, json_get(a->cfg, "process"));
+  init_main(&p);
+}
+
+static int cmd_run(const char *bundle, int control_fd) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", bundle);
+  char *text = read_file(path, 1 << 20);
+  if (!text) die("spec", path, errno, "cannot read the bundle's config.json");
+  jval *cfg = parse_or_die(text, path);
+  const jval *linux_ = json_get(cfg, "linux");
+
+  int flags = 0;
+  const jval *nss = json_get(linux_, "namespaces");
+  for (const jval *n = nss ? nss->child : NULL; n; n = n->next) {
+    const char *t = json_str(n, "type");
+    bool known = false;
+    for (size_t i = 0; t && i < sizeof ns_types / sizeof ns_types[0]; i++)
+      if (!strcmp(t, ns_types[i].type)) { flags |= ns_types[i].flag; known = true; }
+    if (!known) die("spec", t, EINVAL, "unknown namespace type");
+    if (json_str(n, "path")) die("spec", t, ENOTSUP, "joining an existing namespace is not supported");
+  }
+  const char *cgroup_path = json_str(linux_, "cgroupsPath");
+  int cgroup_fd = cgroup_path ? cgroup_open_v2(cgroup_path) : -1;
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) die("run", NULL, errno, "socketpair");
+  int pidfd = -1;
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  /* The cgroup namespace is entered by the child later (see child_main). */
+  ca.flags = (uint64_t)(flags & ~CLONE_NEWCGROUP) | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+  ca.exit_signal = SIGCHLD;
+  ca.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
+  long pid = syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid < 0) {
+    int err = errno;
+    if (err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS)
+      die("namespaces", (flags & CLONE_NEWUSER) ? "user" : NULL, err,
+          "the kernel refused to create the sandbox's namespaces");
+    die("clone", NULL, err, "clone3");
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    child_args a = { cfg, bundle, sv[1], flags };
+    child_main(&a);
+  }
+  close(sv[1]);
+  if (cgroup_fd >= 0) close(cgroup_fd);
+
+  /* From here on a failure must take the child with it. */
+  if (flags & CLONE_NEWUSER) write_id_maps((pid_t)pid, linux_);
+  if (cgroup_path && cgroup_fd < 0) cgroup_join_v1(cgroup_path, (pid_t)pid);
+  report_event("created", ",\"pid\":%ld", pid);
+  if (write(sv[0], "g", 1) != 1) die("run", NULL, errno, "releasing the sandbox");
+  close(sv[0]);
+
+  struct pollfd pfd[2] = { { pidfd, POLLIN, 0 }, { control_fd, POLLIN, 0 } };
+  int nfds = control_fd >= 0 ? 2 : 1;
+  for (;;) {
+    if (poll(pfd, (nfds_t)nfds, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("run", NULL, errno, "poll");
+    }
+    if (pfd[0].revents) break;
+    if (nfds == 2 && pfd[1].revents) {
+      unsigned char sigs[64];
+      ssize_t n = read(control_fd, sigs, sizeof sigs);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        /* Our owner is gone: the sandbox must not outlive it. */
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        nfds = 1;
+        continue;
+      }
+      for (ssize_t i = 0; i < n; i++) syscall(SYS_pidfd_send_signal, pidfd, (int)sigs[i], NULL, 0);
+    }
+  }
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {}
+  if (si.si_code == CLD_EXITED) report_event("stopped", ",\"code\":%d", si.si_status);
+  else report_event("stopped", ",\"code\":%d,\"signal\":%d", 128 + si.si_status, si.si_status);
+  return 0;
+}
+
+/* ---------- exec ---------- */
+
+static bool same_ns(pid_t pid, const char *ns) {
+  char a[64], b[64];
+  struct stat sa, sb;
+  snprintf(a, sizeof a, "/proc/%d/ns/%s", pid, ns);
+  snprintf(b, sizeof b, "/proc/self/ns/%s", ns);
+  if (stat(a, &sa) < 0) die("exec", a, errno, "the sandbox is not running");
+  if (stat(b, &sb) < 0) return false;
+  return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json) {
+  jval *process = parse_or_die(process_json, "process");
+  if (cgroup_path) {
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+      char procs[4200];
+      snprintf(procs, sizeof procs, "/sys/fs/cgroup/%s/cgroup.procs", cgroup_path);
+      int fd = open(procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1) die("cgroup", procs, errno, "joining the sandbox's cgroup");
+      close(fd);
+    } else {
+      cgroup_join_v1(cgroup_path, getpid());
+    }
+  }
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) die("exec", NULL, errno, "the sandbox's pid 1 (%d) is gone", pid);
+  int flags = 0;
+  static const struct { const char *name; int flag; } joinable[] = {
+    {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET},
+    {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"cgroup", CLONE_NEWCGROUP},
+  };
+  for (size_t i = 0; i < sizeof joinable / sizeof joinable[0]; i++)
+    if (!same_ns(pid, joinable[i].name)) flags |= joinable[i].flag;
+  if (flags && setns(pidfd, flags) < 0) die("exec", NULL, errno, "joining the sandbox's namespaces");
+  close(pidfd);
+  proc_spec p;
+  proc_spec_load(&p, process);
+  return run_and_wait(&p, report_fd() >= 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) usage();
+  const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL;
+  int control_fd = -1;
+  pid_t pid = 0;
+  int i = 2;
+  for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
+    if (!strcmp(argv[i], "--")) { i++; break; }
+    if (i + 1 >= argc) usage();
+    if (!strcmp(argv[i], "--bundle")) bundle = argv[++i];
+    else if (!strcmp(argv[i], "--control-fd")) control_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
+    else usage();
+  }
+  if (!strcmp(cmd, "run")) {
+    if (!bundle) usage();
+    return cmd_run(bundle, control_fd);
+  }
+  if (!strcmp(cmd, "exec")) {
+    if (!pid || i >= argc) usage();
+    return cmd_exec(pid, cgroup, argv[i]);
+  }
+  if (!strcmp(cmd, "features")) {
+    printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\",\"annotations\":[\"org.vitest-container.rootfs.lowerdirs\","
+           "\"org.vitest-container.rootfs.options\",\"org.vitest-container.rootfs.upper-size\"]}\n");
+    return 0;
+  }
+  usage();
+}

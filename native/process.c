@@ -1,0 +1,255 @@
+/* The container's processes: identity, capabilities, exec, and pid 1. */
+#include "runtime.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static const char *const cap_names[] = {
+  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+  "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+  "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+  "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+  "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+  "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+  "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+};
+#define NCAPS (int)(sizeof cap_names / sizeof cap_names[0])
+
+static const struct { const char *name; int res; } rlimit_names[] = {
+  {"RLIMIT_CPU", RLIMIT_CPU}, {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_DATA", RLIMIT_DATA},
+  {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_CORE", RLIMIT_CORE}, {"RLIMIT_RSS", RLIMIT_RSS},
+  {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+  {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_LOCKS", RLIMIT_LOCKS}, {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+  {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE}, {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+  {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+};
+
+static int last_cap(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    char *s = read_file("/proc/sys/kernel/cap_last_cap", 32);
+    cached = s ? atoi(s) : NCAPS - 1;
+    free(s);
+  }
+  return cached;
+}
+
+/* Bitmask of the capabilities named in caps[key]. */
+static unsigned long long cap_mask(const jval *caps, const char *key) {
+  unsigned long long mask = 0;
+  const jval *arr = json_get(caps, key);
+  if (!arr) return 0;
+  for (const jval *c = arr->child; c; c = c->next) {
+    int found = -1;
+    for (int i = 0; i < NCAPS; i++)
+      if (c->type == J_STR && !strcmp(c->str, cap_names[i])) found = i;
+    if (found < 0) die("capabilities", NULL, 0, "unknown capability %s", c->type == J_STR ? c->str : "?");
+    if (found <= last_cap()) mask |= 1ULL << found;
+  }
+  return mask;
+}
+
+void proc_spec_load(proc_spec *p, const jval *process) {
+  memset(p, 0, sizeof *p);
+  if (!process) die("spec", NULL, 0, "spec has no process");
+  p->args = json_str_array(json_get(process, "args"));
+  if (!p->args[0]) die("spec", NULL, 0, "process.args is empty");
+  p->env = json_str_array(json_get(process, "env"));
+  p->cwd = json_str(process, "cwd");
+  if (!p->cwd) p->cwd = "/";
+  const jval *user = json_get(process, "user");
+  p->uid = (uid_t)json_num(user, "uid", 0);
+  p->gid = (gid_t)json_num(user, "gid", 0);
+  const jval *groups = json_get(user, "additionalGids");
+  p->ngroups = json_len(groups);
+  p->groups = calloc(p->ngroups + 1, sizeof(gid_t));
+  size_t i = 0;
+  if (groups)
+    for (const jval *g = groups->child; g; g = g->next) p->groups[i++] = (gid_t)g->num;
+  p->no_new_privs = json_bool(process, "noNewPrivileges", false);
+  p->caps = json_get(process, "capabilities");
+  p->rlimits = json_get(process, "rlimits");
+}
+
+static void apply_rlimits(const jval *rlimits) {
+  if (!rlimits) return;
+  for (const jval *r = rlimits->child; r; r = r->next) {
+    const char *type = json_str(r, "type");
+    int res = -1;
+    for (size_t i = 0; type && i < sizeof rlimit_names / sizeof rlimit_names[0]; i++)
+      if (!strcmp(type, rlimit_names[i].name)) res = rlimit_names[i].res;
+    if (res < 0) die("rlimits", NULL, 0, "unknown rlimit %s", type ? type : "?");
+    struct rlimit rl = { (rlim_t)json_num(r, "soft", 0), (rlim_t)json_num(r, "hard", 0) };
+    if (setrlimit(res, &rl) < 0) die("rlimits", NULL, errno, "setrlimit %s", type);
+  }
+}
+
+static void apply_identity_and_caps(const proc_spec *p) {
+  if (p->caps) {
+    unsigned long long bounding = cap_mask(p->caps, "bounding");
+    for (int c = 0; c <= last_cap(); c++)
+      if (!(bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+        die("capabilities", NULL, errno, "dropping %s from the bounding set", c < NCAPS ? cap_names[c] : "?");
+  }
+  /* Keep permitted capabilities across the uid change; they are set explicitly below. */
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("user", NULL, errno, "PR_SET_KEEPCAPS");
+  /* setgroups is denied in a user namespace with a single mapping: an empty list is then already true. */
+  if (setgroups(p->ngroups, p->groups) < 0 && !(errno == EPERM && p->ngroups == 0))
+    die("user", NULL, errno, "setgroups");
+  if (setresgid(p->gid, p->gid, p->gid) < 0) die("user", NULL, errno, "setresgid(%u): gid not mapped in this sandbox?", p->gid);
+  if (setresuid(p->uid, p->uid, p->uid) < 0) die("user", NULL, errno, "setresuid(%u): uid not mapped in this sandbox?", p->uid);
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) die("user", NULL, errno, "PR_SET_KEEPCAPS");
+  if (p->caps) {
+    unsigned long long eff = cap_mask(p->caps, "effective"), perm = cap_mask(p->caps, "permitted"),
+                       inh = cap_mask(p->caps, "inheritable"), amb = cap_mask(p->caps, "ambient");
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2] = {
+      { (unsigned)eff, (unsigned)perm, (unsigned)inh },
+      { (unsigned)(eff >> 32), (unsigned)(perm >> 32), (unsigned)(inh >> 32) },
+    };
+    if (syscall(SYS_capset, &hdr, data) < 0) die("capabilities", NULL, errno, "capset");
+    for (int c = 0; c <= last_cap(); c++)
+      if ((amb & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+        die("capabilities", NULL, errno, "raising ambient %s", cap_names[c]);
+  }
+  if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("process", NULL, errno, "no_new_privs");
+}
+
+static const char *env_path(char **env) {
+  for (char **e = env; *e; e++)
+    if (!strncmp(*e, "PATH=", 5)) return *e + 5;
+  return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+/* execvpe() searches the caller's PATH, not the container's: search it here. */
+static int exec_in_path(char **args, char **env) {
+  if (strchr(args[0], '/')) { execve(args[0], args, env); return errno; }
+  const char *path = env_path(env);
+  int saved = ENOENT;
+  char buf[4096];
+  while (*path) {
+    const char *end = strchrnul(path, ':');
+    int n = snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - path), end == path ? "." : path, args[0]);
+    if (n > 0 && (size_t)n < sizeof buf) {
+      execve(buf, args, env);
+      if (errno == EACCES) saved = EACCES;
+      else if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+    }
+    path = *end ? end + 1 : end;
+  }
+  return saved;
+}
+
+void proc_exec(const proc_spec *p, int errfd) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+  apply_rlimits(p->rlimits);
+  apply_identity_and_caps(p);
+  if (chdir(p->cwd) < 0) die("process", p->cwd, errno, "cannot enter the working directory");
+  /* Nothing of ours reaches the user's process except stdio and the exec-error pipe (cloexec). */
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    for (int fd = 3; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  int err = exec_in_path(p->args, p->env);
+  /* Like a shell: 127 when not found, 126 when found but not executable. */
+  int code = err == ENOENT || err == ENOTDIR ? 127 : 126;
+  if (errfd >= 0) { ssize_t w = write(errfd, &err, sizeof err); (void)w; }
+  fprintf(stderr, "%s: %s\n", p->args[0], code == 127 ? "not found" : strerror(err));
+  _exit(code);
+}
+
+/* Forks the process; reports exec failure through a cloexec pipe so that
+ * "started" is only said once exec has really happened. */
+static pid_t spawn_checked(const proc_spec *p, bool report_started) {
+  int errpipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) < 0) die("process", NULL, errno, "pipe");
+  pid_t pid = fork();
+  if (pid < 0) die("process", NULL, errno, "fork");
+  if (pid == 0) {
+    close(errpipe[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    setsid();
+    proc_exec(p, errpipe[1]);
+  }
+  close(errpipe[1]);
+  int err = 0;
+  ssize_t n;
+  do n = read(errpipe[0], &err, sizeof err); while (n < 0 && errno == EINTR);
+  close(errpipe[0]);
+  if (n == sizeof err) {
+    char ebuf[1100];
+    report_event("exec-failed", ",\"errno\":%d,\"code\":\"%s\",\"path\":\"%s\"", err, strerrorname_np(err) ?: "",
+                 json_escape(p->args[0], ebuf, sizeof ebuf));
+  } else if (report_started) {
+    report_event("started", NULL);
+  }
+  return pid;
+}
+
+static int status_to_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 255;
+}
+
+static void report_exit(int status) {
+  if (WIFSIGNALED(status)) report_event("exit", ",\"code\":%d,\"signal\":%d", 128 + WTERMSIG(status), WTERMSIG(status));
+  else report_event("exit", ",\"code\":%d", status_to_code(status));
+}
+
+/* Waits for main while forwarding every catchable signal to it and reaping
+ * every other child (pid 1's duty towards orphans). */
+static int supervise(pid_t main, bool reap_all) {
+  sigset_t all;
+  sigfillset(&all);
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(main, sig);
+      continue;
+    }
+    for (;;) {
+      int status;
+      pid_t w = waitpid(reap_all ? -1 : main, &status, WNOHANG);
+      if (w <= 0) break;
+      if (w == main) return status;
+    }
+  }
+}
+
+void init_main(const proc_spec *p) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  pid_t main = spawn_checked(p, true);
+  int status = supervise(main, true);
+  report_exit(status);
+  /* pid 1 cannot be killed by its own signal: pass the status on as a code. */
+  _exit(status_to_code(status));
+}
+
+int run_and_wait(const proc_spec *p, bool report_started) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  pid_t child = spawn_checked(p, report_started);
+  int status = supervise(child, false);
+  return status_to_code(status);
+}

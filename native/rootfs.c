@@ -1,0 +1,355 @@
+/* The sandbox's file tree: an overlay (or a bind) as the root, the spec's mounts
+ * resolved strictly inside it, default devices, pivot_root, masked paths. All of
+ * it happens in the sandbox's own mount namespace, so it dies with the sandbox. */
+#include "runtime.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ANNOTATION_LOWERDIRS "org.vitest-container.rootfs.lowerdirs"
+#define ANNOTATION_OVERLAY_OPTIONS "org.vitest-container.rootfs.options"
+#define ANNOTATION_UPPER_SIZE "org.vitest-container.rootfs.upper-size"
+
+/* New mount API (Linux 5.2+); glibc's and the kernel's headers clash, so only what is used. */
+#define VTC_FSOPEN_CLOEXEC 0x1
+#define VTC_FSCONFIG_SET_FLAG 0
+#define VTC_FSCONFIG_SET_STRING 1
+#define VTC_FSCONFIG_CMD_CREATE 6
+#define VTC_FSMOUNT_CLOEXEC 0x1
+#define VTC_MOVE_MOUNT_F_EMPTY_PATH 0x4
+
+static const struct { const char *name; unsigned long set, clear; } mount_flags[] = {
+  {"ro", MS_RDONLY, 0}, {"rw", 0, MS_RDONLY}, {"nosuid", MS_NOSUID, 0}, {"suid", 0, MS_NOSUID},
+  {"nodev", MS_NODEV, 0}, {"dev", 0, MS_NODEV}, {"noexec", MS_NOEXEC, 0}, {"exec", 0, MS_NOEXEC},
+  {"sync", MS_SYNCHRONOUS, 0}, {"async", 0, MS_SYNCHRONOUS}, {"noatime", MS_NOATIME, 0},
+  {"atime", 0, MS_NOATIME}, {"nodiratime", MS_NODIRATIME, 0}, {"relatime", MS_RELATIME, 0},
+  {"norelatime", 0, MS_RELATIME}, {"strictatime", MS_STRICTATIME, 0}, {"bind", MS_BIND, 0},
+  {"rbind", MS_BIND | MS_REC, 0},
+};
+static const struct { const char *name; unsigned long flag; } propagation_flags[] = {
+  {"private", MS_PRIVATE}, {"rprivate", MS_PRIVATE | MS_REC}, {"slave", MS_SLAVE},
+  {"rslave", MS_SLAVE | MS_REC}, {"shared", MS_SHARED}, {"rshared", MS_SHARED | MS_REC},
+  {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+};
+
+typedef struct { unsigned long flags, propagation; char data[4096]; } mount_opts;
+
+static void parse_options(const jval *options, mount_opts *o) {
+  memset(o, 0, sizeof *o);
+  if (!options) return;
+  for (const jval *c = options->child; c; c = c->next) {
+    if (c->type != J_STR) die("mount", NULL, 0, "mount options must be strings");
+    bool known = false;
+    for (size_t i = 0; i < sizeof mount_flags / sizeof mount_flags[0]; i++)
+      if (!strcmp(c->str, mount_flags[i].name)) { o->flags = (o->flags | mount_flags[i].set) & ~mount_flags[i].clear; known = true; }
+    for (size_t i = 0; i < sizeof propagation_flags / sizeof propagation_flags[0]; i++)
+      if (!strcmp(c->str, propagation_flags[i].name)) { o->propagation |= propagation_flags[i].flag; known = true; }
+    if (known) continue;
+    size_t len = strlen(o->data);
+    if (len + strlen(c->str) + 2 >= sizeof o->data) die("mount", NULL, E2BIG, "mount options too long");
+    if (len) strcat(o->data, ",");
+    strcat(o->data, c->str);
+  }
+}
+
+/* Flags the kernel locks on a mount that came from a less privileged namespace;
+ * a remount must repeat them or fail with EPERM (rootless bind mounts). */
+static unsigned long locked_flags(const char *path) {
+  struct statvfs st;
+  if (statvfs(path, &st) < 0) return 0;
+  unsigned long f = 0;
+  if (st.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (st.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (st.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+static int openat2_in_root(int rootfd, const char *path, int flags) {
+  struct open_how how = { .flags = (unsigned long long)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* Opens (creating when missing) path inside rootfd without ever leaving it:
+ * symlinks in the image are resolved as if rootfd were "/". */
+static int open_in_root(int rootfd, const char *path, bool want_dir) {
+  while (*path == '/') path++;
+  if (!*path) return openat2_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
+  int fd = openat2_in_root(rootfd, path, O_PATH);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  char buf[4096];
+  if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  strcpy(buf, path);
+  char *slash = strrchr(buf, '/');
+  int parent;
+  const char *leaf = buf;
+  if (slash) {
+    *slash = 0;
+    leaf = slash + 1;
+    parent = open_in_root(rootfd, buf, true);
+  } else {
+    parent = openat2_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
+  }
+  if (parent < 0) return -1;
+  if (want_dir) {
+    if (mkdirat(parent, leaf, 0755) < 0 && errno != EEXIST) { close(parent); return -1; }
+  } else {
+    int f = openat(parent, leaf, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f < 0 && errno != EEXIST && errno != ELOOP) { close(parent); return -1; }
+    if (f >= 0) close(f);
+  }
+  close(parent);
+  return openat2_in_root(rootfd, path, O_PATH);
+}
+
+static void fd_path(int fd, char *buf, size_t len) { snprintf(buf, len, "/proc/self/fd/%d", fd); }
+
+static void remount_with(const char *target, unsigned long flags, const char *what) {
+  if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(target), NULL) < 0)
+    die("mount", what, errno, "remounting with the requested flags");
+}
+
+static void do_mount(int rootfd, const jval *m, bool in_userns) {
+  const char *dest = json_str(m, "destination"), *type = json_str(m, "type"), *source = json_str(m, "source");
+  if (!dest || dest[0] != '/') die("mount", dest, EINVAL, "mount destination must be an absolute path");
+  mount_opts o;
+  parse_options(json_get(m, "options"), &o);
+  bool bind = (o.flags & MS_BIND) || (type && !strcmp(type, "bind"));
+  if (bind) {
+    if (!source) die("mount", dest, EINVAL, "bind mount without a source");
+    struct stat st;
+    if (stat(source, &st) < 0) die("mount", source, errno, "bind mount source is missing");
+    int fd = open_in_root(rootfd, dest, S_ISDIR(st.st_mode));
+    if (fd < 0) die("mount", dest, errno, "cannot create the mount point in the root filesystem");
+    char target[64];
+    fd_path(fd, target, sizeof target);
+    if (mount(source, target, NULL, MS_BIND | (o.flags & MS_REC), NULL) < 0) die("mount", source, errno, "bind mount onto %s", dest);
+    unsigned long extra = o.flags & ~(MS_BIND | MS_REC);
+    if (extra) remount_with(target, extra, dest);
+    if (o.propagation && mount(NULL, target, NULL, o.propagation, NULL) < 0) die("mount", dest, errno, "propagation");
+    close(fd);
+    return;
+  }
+  if (!type) die("mount", dest, EINVAL, "mount without a type");
+  int fd = open_in_root(rootfd, dest, true);
+  if (fd < 0) die("mount", dest, errno, "cannot create the mount point in the root filesystem");
+  char target[64];
+  fd_path(fd, target, sizeof target);
+  if (mount(source ? source : type, target, type, o.flags, o.data[0] ? o.data : NULL) < 0) {
+    int err = errno;
+    /* A user namespace may not mount sysfs when the host hides parts of it: fall back to the host's, read-only. */
+    if (!strcmp(type, "sysfs") && in_userns && err == EPERM) {
+      if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0) die("mount", dest, errno, "binding /sys");
+      remount_with(target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, dest);
+    } else {
+      die("mount", dest, err, "mounting %s", type);
+    }
+  }
+  close(fd);
+}
+
+/* OCI default devices. Bound from the host's /dev, which works with and without a user namespace. */
+static void populate_dev(int rootfd) {
+  static const char *const devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
+  int devfd = openat2_in_root(rootfd, "dev", O_PATH | O_DIRECTORY);
+  if (devfd < 0) die("devices", "/dev", errno, "opening /dev");
+  for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+    int f = openat(devfd, devices[i], O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (f < 0 && errno != EEXIST) die("devices", devices[i], errno, "creating the device mount point");
+    if (f >= 0) close(f);
+    char host[64], target[96];
+    snprintf(host, sizeof host, "/dev/%s", devices[i]);
+    int t = openat(devfd, devices[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0) die("devices", host, errno, "opening the device mount point");
+    fd_path(t, target, sizeof target);
+    if (mount(host, target, NULL, MS_BIND, NULL) < 0) die("devices", host, errno, "binding the device");
+    close(t);
+  }
+  static const char *const links[][2] = {
+    {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+    {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}, {"/proc/kcore", "core"},
+  };
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+    if (symlinkat(links[i][0], devfd, links[i][1]) < 0 && errno != EEXIST) die("devices", links[i][1], errno, "symlink");
+  close(devfd);
+}
+
+static int fs_context_error(int fsfd, char *msg, size_t len) {
+  msg[0] = 0;
+  ssize_t n = read(fsfd, msg, len - 1);
+  if (n > 0) { msg[n] = 0; msg[strcspn(msg, "\n")] = 0; }
+  return 0;
+}
+
+/* Overlay with the new mount API: "lowerdir+" takes one layer at a time, so
+ * the 4 KiB limit on mount options does not cap the number of layers. */
+static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char *work, char **opts, const char *target) {
+  int fsfd = (int)syscall(SYS_fsopen, "overlay", VTC_FSOPEN_CLOEXEC);
+  if (fsfd < 0) return false;
+  char msg[512];
+  for (char **l = lowers; *l; l++)
+    if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, "lowerdir+", *l, 0) < 0) {
+      if (l == lowers && errno == EINVAL) { close(fsfd); return false; } /* kernel < 6.8 */
+      fs_context_error(fsfd, msg, sizeof msg);
+      die("overlay", *l, errno, "adding a lower layer %s", msg);
+    }
+  if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
+      syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, "workdir", work, 0) < 0) {
+    fs_context_error(fsfd, msg, sizeof msg);
+    die("overlay", upper, errno, "setting the upper layer %s", msg);
+  }
+  for (char **o = opts; *o; o++) {
+    char *eq = strchr(*o, '=');
+    long r;
+    if (eq) {
+      *eq = 0;
+      r = syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, *o, eq + 1, 0);
+      *eq = '=';
+    } else {
+      r = syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_FLAG, *o, NULL, 0);
+    }
+    if (r < 0) { fs_context_error(fsfd, msg, sizeof msg); die("overlay", *o, errno, "overlay option %s", msg); }
+  }
+  if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    int err = errno;
+    fs_context_error(fsfd, msg, sizeof msg);
+    die("overlay", lowers[0], err, "creating the overlay %s", msg);
+  }
+  int mfd = (int)syscall(SYS_fsmount, fsfd, VTC_FSMOUNT_CLOEXEC, 0);
+  if (mfd < 0) die("overlay", target, errno, "fsmount");
+  if (syscall(SYS_move_mount, mfd, "", AT_FDCWD, target, VTC_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    die("overlay", target, errno, "move_mount");
+  close(mfd);
+  close(fsfd);
+  return true;
+}
+
+static void mount_overlay_classic(char **lowers, const char *upper, const char *work, char **opts, const char *target) {
+  char data[4096];
+  size_t o = (size_t)snprintf(data, sizeof data, "lowerdir=");
+  for (char **l = lowers; *l; l++) o += (size_t)snprintf(data + o, o < sizeof data ? sizeof data - o : 0, "%s%s", l == lowers ? "" : ":", *l);
+  o += (size_t)snprintf(data + o, o < sizeof data ? sizeof data - o : 0, ",upperdir=%s,workdir=%s", upper, work);
+  for (char **p = opts; *p; p++) o += (size_t)snprintf(data + o, o < sizeof data ? sizeof data - o : 0, ",%s", *p);
+  if (o >= sizeof data - 1)
+    die("overlay", lowers[0], E2BIG, "too many layers for this kernel's overlay mount options (Linux 6.8 or newer lifts the limit)");
+  if (mount("overlay", target, "overlay", 0, data) < 0) die("overlay", lowers[0], errno, "mounting the overlay root");
+}
+
+static char **split(const char *s, char sep) {
+  size_t n = 1;
+  for (const char *p = s; *p; p++) n += *p == sep;
+  char **out = calloc(n + 1, sizeof *out), *copy = strdup(s);
+  size_t i = 0;
+  for (char *tok = copy, *next; tok; tok = next) {
+    next = strchr(tok, sep);
+    if (next) *next++ = 0;
+    if (*tok) out[i++] = tok;
+  }
+  return out;
+}
+
+static char newroot[4096];
+
+void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns) {
+  const jval *linux_ = json_get(cfg, "linux"), *root = json_get(cfg, "root"), *ann = json_get(cfg, "annotations");
+  const char *prop = json_str(linux_, "rootfsPropagation");
+  unsigned long propagation = MS_REC | MS_PRIVATE;
+  if (prop && !strcmp(prop, "rslave")) propagation = MS_REC | MS_SLAVE;
+  if (mount(NULL, "/", NULL, propagation, NULL) < 0) die("rootfs", "/", errno, "making the mount tree private");
+
+  const char *rp = json_str(root, "path");
+  if (!rp) die("spec", NULL, EINVAL, "root.path is missing");
+  char rootpath[4096];
+  if (rp[0] == '/') snprintf(rootpath, sizeof rootpath, "%s", rp);
+  else snprintf(rootpath, sizeof rootpath, "%s/%s", bundle, rp);
+
+  const char *lowerdirs = json_str(ann, ANNOTATION_LOWERDIRS);
+  if (lowerdirs) {
+    /* A tmpfs private to this mount namespace holds the writable layer: it is
+     * gone the moment the sandbox's last process is. */
+    const char *size = json_str(ann, ANNOTATION_UPPER_SIZE);
+    char data[128];
+    snprintf(data, sizeof data, "mode=0755%s%s", size ? ",size=" : "", size ? size : "");
+    if (mount("vtc-scratch", rootpath, "tmpfs", MS_NOSUID | MS_NODEV, data) < 0) die("rootfs", rootpath, errno, "mounting the scratch tmpfs");
+    char upper[4200], work[4200];
+    snprintf(upper, sizeof upper, "%s/upper", rootpath);
+    snprintf(work, sizeof work, "%s/work", rootpath);
+    snprintf(newroot, sizeof newroot, "%s/merged", rootpath);
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(newroot, 0755) < 0) die("rootfs", rootpath, errno, "mkdir");
+    char **lowers = split(lowerdirs, ':');
+    if (!lowers[0]) die("overlay", NULL, EINVAL, "no lower layers");
+    for (char **l = lowers; *l; l++)
+      if (access(*l, X_OK) < 0) die("overlay", *l, errno, "a lower layer is missing or not accessible");
+    const char *optstr = json_str(ann, ANNOTATION_OVERLAY_OPTIONS);
+    char **opts = split(optstr ? optstr : "", ',');
+    if (!mount_overlay_fsconfig(lowers, upper, work, opts, newroot))
+      mount_overlay_classic(lowers, upper, work, opts, newroot);
+  } else {
+    snprintf(newroot, sizeof newroot, "%s", rootpath);
+    if (mount(newroot, newroot, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", newroot, errno, "binding the root filesystem");
+  }
+
+  int rootfd = open(newroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) die("rootfs", newroot, errno, "opening the root filesystem");
+  bool dev_tmpfs = false;
+  const jval *mounts = json_get(cfg, "mounts");
+  if (mounts)
+    for (const jval *m = mounts->child; m; m = m->next) {
+      do_mount(rootfd, m, in_userns);
+      const char *d = json_str(m, "destination"), *t = json_str(m, "type");
+      if (d && t && !strcmp(d, "/dev") && !strcmp(t, "tmpfs")) dev_tmpfs = true;
+    }
+  if (dev_tmpfs) populate_dev(rootfd);
+
+  if (chdir(newroot) < 0) die("rootfs", newroot, errno, "chdir");
+  if (syscall(SYS_pivot_root, ".", ".") < 0) die("rootfs", newroot, errno, "pivot_root");
+  /* The old root is stacked under the new one: detach it so no host path is reachable. */
+  if (umount2(".", MNT_DETACH) < 0) die("rootfs", "/", errno, "detaching the old root");
+  if (chdir("/") < 0) die("rootfs", "/", errno, "chdir /");
+  close(rootfd);
+}
+
+void rootfs_finish(const jval *cfg) {
+  const jval *linux_ = json_get(cfg, "linux");
+  const jval *masked = json_get(linux_, "maskedPaths"), *ro = json_get(linux_, "readonlyPaths");
+  if (masked)
+    for (const jval *m = masked->child; m; m = m->next) {
+      struct stat st;
+      if (m->type != J_STR || lstat(m->str, &st) < 0) continue;
+      int r = S_ISDIR(st.st_mode) ? mount("tmpfs", m->str, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+                                  : mount("/dev/null", m->str, NULL, MS_BIND, NULL);
+      if (r < 0) die("mount", m->str, errno, "masking a path");
+    }
+  if (ro)
+    for (const jval *m = ro->child; m; m = m->next) {
+      if (m->type != J_STR || access(m->str, F_OK) < 0) continue;
+      if (mount(m->str, m->str, NULL, MS_BIND | MS_REC, NULL) < 0) die("mount", m->str, errno, "binding a read-only path");
+      remount_with(m->str, MS_RDONLY, m->str);
+    }
+  if (json_bool(json_get(cfg, "root"), "readonly", false)) remount_with("/", MS_RDONLY, "/");
+}
+
+void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die("network", "lo", errno, "socket");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("network", "lo", errno, "SIOCGIFFLAGS");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("network", "lo", errno, "bringing lo up");
+  close(s);
+}

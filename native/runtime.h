@@ -1,0 +1,65 @@
+/* vtc-runtime: executes an OCI runtime-spec subset. It decides nothing: every
+ * policy (which mounts, which capabilities, which limits) comes from the spec
+ * that the TypeScript side wrote. See ../src/runtime/spec.ts for the producer. */
+#ifndef VTC_RUNTIME_H
+#define VTC_RUNTIME_H
+#define _GNU_SOURCE
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "json.h"
+
+/* Exit code used when the runtime itself fails (docker uses the same). */
+#define EXIT_RUNTIME_ERROR 125
+
+/* ---- report.c: the status channel to the TypeScript side ---- */
+void report_init(int fd);
+int report_fd(void);
+/* Writes one JSON line: {"type":type, ...extra} where extra is a preformatted
+ * JSON fragment starting with ',' or empty. */
+void report_event(const char *type, const char *extra_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports {"type":"error","stage":..,"path":..,"errno":..,"message":..} and exits 125. */
+void die(const char *stage, const char *path, int err, const char *fmt, ...) __attribute__((noreturn, format(printf, 4, 5)));
+/* JSON-escapes s into buf. */
+const char *json_escape(const char *s, char *buf, size_t len);
+
+/* ---- process.c: the container's processes ---- */
+typedef struct {
+  char **args;
+  char **env;
+  const char *cwd;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t ngroups;
+  bool no_new_privs;
+  const jval *caps;    /* process.capabilities, may be NULL (keep everything) */
+  const jval *rlimits; /* process.rlimits, may be NULL */
+} proc_spec;
+
+void proc_spec_load(proc_spec *p, const jval *process);
+/* In the forked child: applies rlimits, identity, capabilities and execs.
+ * Never returns; on exec failure prints a shell-style message and exits 126/127. */
+void proc_exec(const proc_spec *p, int errfd) __attribute__((noreturn));
+/* Runs as the sandbox's pid 1: starts the main process, reaps every child,
+ * forwards signals, exits with the main process's status. */
+void init_main(const proc_spec *p) __attribute__((noreturn));
+/* Forks p as a child of the calling process and waits for it, forwarding
+ * signals. Returns a shell-style exit status (128+signal when killed). */
+int run_and_wait(const proc_spec *p, bool report_started);
+
+/* ---- rootfs.c: the sandbox's file tree ---- */
+void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns);
+void rootfs_finish(const jval *cfg);   /* after pivot_root: masked and read-only paths */
+void loopback_up(void);
+
+/* ---- cgroup.c ---- */
+/* Opens the cgroup2 directory for CLONE_INTO_CGROUP, or -1 when the host is not pure cgroup2. */
+int cgroup_open_v2(const char *path);
+/* Writes pid into <hierarchy>/<path>/cgroup.procs of every cgroup v1 hierarchy where it exists. */
+void cgroup_join_v1(const char *path, pid_t pid);
+
+/* ---- util ---- */
+char *read_file(const char *path, size_t max);
+char **json_str_array(const jval *arr);
+#endif
