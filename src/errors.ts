@@ -1,0 +1,40 @@
+// One class per failure family, each with a stable `code` that callers can
+// switch on, and a message that says what happened and what to do about it.
+
+export interface ErrorDetails {
+  /** What to do about it, when there is something to do. */
+  fix?: string;
+  cause?: unknown;
+}
+
+export class ContainerError extends Error {
+  readonly code: string;
+  readonly fix: string | undefined;
+  constructor(code: string, message: string, details: ErrorDetails = {}) {
+    super(details.fix ? `${message}\n  fix: ${details.fix}` : message, { cause: details.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.fix = details.fix;
+  }
+}
+
+/** Options that are unknown, mistyped or impossible (memory too small, cpus <= 0, ...). */
+export class InvalidOptionsError extends ContainerError {}
+
+/** The host lacks a kernel feature or permission the sandbox needs. */
+export class HostCapabilityError extends ContainerError {}
+
+/** The runtime failed while creating or running a sandbox. */
+export class SandboxError extends ContainerError {}
+
+/** The sandbox's main command could not be started (not found, not executable). */
+export class CommandError extends ContainerError {
+  readonly exitCode: number;
+  constructor(code: string, message: string, exitCode: number, details: ErrorDetails = {}) {
+    super(code, message, details);
+    this.exitCode = exitCode;
+  }
+}
+
+/** An image that cannot be found, read, verified or unpacked. */
+export class ImageError extends ContainerError {}
