@@ -2,6 +2,7 @@
  *
  *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N]
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON
+ *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
  *   vtc-runtime features
  *
  * run: this process stays outside the sandbox as its monitor. It clones the
@@ -235,7 +236,7 @@ static int cmd_run(const char *bundle, int control_fd) {
   return 0;
 }
 
-/* ---------- exec ---------- */
+/* ---------- exec and file ---------- */
 
 static bool same_ns(pid_t pid, const char *ns) {
   char a[64], b[64];
@@ -245,6 +246,48 @@ static bool same_ns(pid_t pid, const char *ns) {
   if (stat(a, &sa) < 0) die("exec", a, errno, "the sandbox is not running");
   if (stat(b, &sb) < 0) return false;
   return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+static int join_namespaces(pid_t pid, int only) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) die("exec", NULL, errno, "the sandbox's pid 1 (%d) is gone", pid);
+  int flags = 0;
+  static const struct { const char *name; int flag; } joinable[] = {
+    {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET},
+    {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"cgroup", CLONE_NEWCGROUP},
+  };
+  for (size_t i = 0; i < sizeof joinable / sizeof joinable[0]; i++)
+    if ((joinable[i].flag & only) && !same_ns(pid, joinable[i].name)) flags |= joinable[i].flag;
+  if (flags && setns(pidfd, flags) < 0) die("exec", NULL, errno, "joining the sandbox's namespaces");
+  close(pidfd);
+  return flags;
+}
+
+/* Streams one file between stdio and the sandbox. It runs inside the
+ * sandbox's mount namespace, so the path (and every symlink on it) resolves
+ * against the sandbox's root, never the host's. */
+static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mode_t mode) {
+  join_namespaces(pid, CLONE_NEWUSER | CLONE_NEWNS);
+  int in = 0, out = 1;
+  const char *path = read_path ? read_path : write_path;
+  if (read_path) in = open(read_path, O_RDONLY | O_CLOEXEC);
+  else out = open(write_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (in < 0 || out < 0) die("file", path, errno, "cannot open the file in the sandbox");
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die("file", path, errno, "read");
+    if (n == 0) break;
+    for (ssize_t o = 0; o < n;) {
+      ssize_t w = write(out, buf + o, (size_t)(n - o));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) die("file", path, errno, "write");
+      o += w;
+    }
+  }
+  if (write_path && close(out) < 0) die("file", path, errno, "close");
+  return 0;
 }
 
 static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json) {
@@ -260,17 +303,7 @@ static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json
       cgroup_join_v1(cgroup_path, getpid());
     }
   }
-  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pidfd < 0) die("exec", NULL, errno, "the sandbox's pid 1 (%d) is gone", pid);
-  int flags = 0;
-  static const struct { const char *name; int flag; } joinable[] = {
-    {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET},
-    {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"cgroup", CLONE_NEWCGROUP},
-  };
-  for (size_t i = 0; i < sizeof joinable / sizeof joinable[0]; i++)
-    if (!same_ns(pid, joinable[i].name)) flags |= joinable[i].flag;
-  if (flags && setns(pidfd, flags) < 0) die("exec", NULL, errno, "joining the sandbox's namespaces");
-  close(pidfd);
+  join_namespaces(pid, ~0);
   proc_spec p;
   proc_spec_load(&p, process);
   return run_and_wait(&p, report_fd() >= 0);
@@ -278,7 +311,8 @@ static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json
 
 int main(int argc, char **argv) {
   if (argc < 2) usage();
-  const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL;
+  const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL, *read_path = NULL, *write_path = NULL;
+  mode_t mode = 0644;
   int control_fd = -1;
   pid_t pid = 0;
   int i = 2;
@@ -290,6 +324,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
+    else if (!strcmp(argv[i], "--read")) read_path = argv[++i];
+    else if (!strcmp(argv[i], "--write")) write_path = argv[++i];
+    else if (!strcmp(argv[i], "--mode")) mode = (mode_t)strtol(argv[++i], NULL, 8);
     else usage();
   }
   if (!strcmp(cmd, "run")) {
@@ -299,6 +336,10 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "exec")) {
     if (!pid || i >= argc) usage();
     return cmd_exec(pid, cgroup, argv[i]);
+  }
+  if (!strcmp(cmd, "file")) {
+    if (!pid || !read_path == !write_path) usage();
+    return cmd_file(pid, read_path, write_path, mode);
   }
   if (!strcmp(cmd, "features")) {
     printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\",\"annotations\":[\"org.vitest-container.rootfs.lowerdirs\","
