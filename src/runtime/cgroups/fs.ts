@@ -1,0 +1,61 @@
+// Small synchronous helpers: cgroupfs writes are kernel calls that finish at
+// once, and doing them synchronously keeps sandbox start off the thread pool.
+import { readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export function readNumber(file: string): number {
+  const text = readFileSync(file, 'utf8').trim();
+  return text === 'max' ? Number.POSITIVE_INFINITY : Number(text);
+}
+
+export function readText(file: string): string {
+  return readFileSync(file, 'utf8').trim();
+}
+
+export function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** "key value" lines (memory.events, cpu.stat, memory.oom_control) → value of key. */
+export function readKey(file: string, key: string): number {
+  const text = readOptional(file) ?? '';
+  const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+export function write(file: string, value: string | number): void {
+  writeFileSync(file, String(value));
+}
+
+export function killPids(procsFile: string): void {
+  for (const line of (readOptional(procsFile) ?? '').split('\n')) {
+    const pid = Number(line);
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** rmdir that waits for the last processes to leave (the kernel says EBUSY until then). */
+export async function removeDir(dir: string, onBusy: () => void): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || attempt > 200) throw err;
+      if (attempt === 20) onBusy();
+      await sleep(attempt < 10 ? 1 : 10);
+    }
+  }
+}

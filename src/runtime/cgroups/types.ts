@@ -1,0 +1,38 @@
+// One interface over cgroup v1 (separate hierarchies per controller, as on
+// this project's hybrid development host) and cgroup v2 (one unified tree).
+
+export interface Limits {
+  memoryBytes?: number | undefined;
+  cpus?: number | undefined;
+  cpuset?: string | undefined;
+  /** Already includes the sandbox's own pid 1. */
+  pidsMax?: number | undefined;
+}
+
+export interface CgroupStats {
+  memory: { currentBytes: number; peakBytes: number; limitBytes: number | undefined };
+  cpu: { usageMicros: number };
+  pids: { current: number };
+  /** Processes the kernel's OOM killer ended in this sandbox. */
+  oomKills: number;
+}
+
+export interface SandboxCgroup {
+  /** Path relative to each hierarchy's root: the spec's linux.cgroupsPath. */
+  readonly path: string;
+  stats(): CgroupStats;
+  /** SIGKILL every process still in the cgroup. */
+  killAll(): void;
+  /** Removes the cgroup, waiting (briefly) for its last processes to be gone. */
+  remove(): Promise<void>;
+}
+
+export interface CgroupDriver {
+  readonly version: 1 | 2;
+  /** Creates <parent>/<name> with the limits applied; nothing is left behind on failure. */
+  create(parent: string, name: string, limits: Limits): SandboxCgroup;
+  /** Names of the cgroups directly under parent (for the reaper). */
+  children(parent: string): string[];
+  /** Opens an existing cgroup under parent (for the reaper). */
+  open(parent: string, name: string): SandboxCgroup;
+}

@@ -1,0 +1,111 @@
+// cgroup v1: every controller is its own hierarchy. The sandbox gets a
+// directory of the same name in each one it needs.
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { readKey, readNumber, readText, killPids, removeDir, write } from './fs.ts';
+import type { CgroupDriver, CgroupStats, Limits, SandboxCgroup } from './types.ts';
+
+export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset'] as const;
+type Controller = (typeof V1_CONTROLLERS)[number];
+
+export class CgroupV1Driver implements CgroupDriver {
+  readonly version = 1 as const;
+  readonly roots: Record<Controller, string>;
+  constructor(roots: Record<Controller, string>) {
+    this.roots = roots;
+  }
+
+  /** Creates every missing level of path; cpuset levels must be given cpus and mems before use. */
+  private ensure(controller: Controller, path: string): string[] {
+    const created: string[] = [];
+    let dir = this.roots[controller];
+    for (const part of path.split('/').filter(Boolean)) {
+      const parent = dir;
+      dir = join(dir, part);
+      if (existsSync(dir)) continue;
+      mkdirSync(dir);
+      created.push(dir);
+      if (controller === 'cpuset') {
+        write(join(dir, 'cpuset.cpus'), readText(join(parent, 'cpuset.cpus')));
+        write(join(dir, 'cpuset.mems'), readText(join(parent, 'cpuset.mems')));
+      }
+    }
+    return created;
+  }
+
+  create(parent: string, name: string, limits: Limits): SandboxCgroup {
+    const path = join(parent, name);
+    const created: string[] = [];
+    try {
+      for (const c of V1_CONTROLLERS) {
+        this.ensure(c, parent);
+        created.push(...this.ensure(c, path));
+      }
+      const dir = (c: Controller) => join(this.roots[c], path);
+      if (limits.memoryBytes !== undefined) {
+        write(join(dir('memory'), 'memory.limit_in_bytes'), limits.memoryBytes);
+        // No swap: memory+swap gets the same limit (when the kernel accounts swap at all).
+        const memsw = join(dir('memory'), 'memory.memsw.limit_in_bytes');
+        if (existsSync(memsw)) write(memsw, limits.memoryBytes);
+      }
+      if (limits.cpus !== undefined) {
+        write(join(dir('cpu'), 'cpu.cfs_period_us'), 100_000);
+        write(join(dir('cpu'), 'cpu.cfs_quota_us'), Math.round(limits.cpus * 100_000));
+      }
+      if (limits.cpuset !== undefined) write(join(dir('cpuset'), 'cpuset.cpus'), limits.cpuset);
+      if (limits.pidsMax !== undefined) write(join(dir('pids'), 'pids.max'), limits.pidsMax);
+    } catch (err) {
+      for (const d of created.reverse()) {
+        try {
+          rmdirSync(d);
+        } catch {
+          // best effort: nothing ran in it
+        }
+      }
+      throw err;
+    }
+    return new CgroupV1(this.roots, path);
+  }
+
+  children(parent: string): string[] {
+    const dir = join(this.roots.pids, parent);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).filter((n) => statSync(join(dir, n)).isDirectory());
+  }
+
+  open(parent: string, name: string): SandboxCgroup {
+    return new CgroupV1(this.roots, join(parent, name));
+  }
+}
+
+class CgroupV1 implements SandboxCgroup {
+  readonly path: string;
+  private readonly roots: Record<Controller, string>;
+  constructor(roots: Record<Controller, string>, path: string) {
+    this.roots = roots;
+    this.path = path;
+  }
+  private dir(c: Controller): string {
+    return join(this.roots[c], this.path);
+  }
+  stats(): CgroupStats {
+    const limit = readNumber(join(this.dir('memory'), 'memory.limit_in_bytes'));
+    return {
+      memory: {
+        currentBytes: readNumber(join(this.dir('memory'), 'memory.usage_in_bytes')),
+        peakBytes: readNumber(join(this.dir('memory'), 'memory.max_usage_in_bytes')),
+        // v1 says "no limit" with a huge page-aligned number
+        limitBytes: limit >= 2 ** 62 ? undefined : limit,
+      },
+      cpu: { usageMicros: Math.round(readNumber(join(this.dir('cpuacct'), 'cpuacct.usage')) / 1000) },
+      pids: { current: readNumber(join(this.dir('pids'), 'pids.current')) },
+      oomKills: readKey(join(this.dir('memory'), 'memory.oom_control'), 'oom_kill'),
+    };
+  }
+  killAll(): void {
+    killPids(join(this.dir('pids'), 'cgroup.procs'));
+  }
+  async remove(): Promise<void> {
+    for (const c of V1_CONTROLLERS) await removeDir(this.dir(c), () => this.killAll());
+  }
+}

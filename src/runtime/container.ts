@@ -1,0 +1,305 @@
+// A running sandbox, as test code sees it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { constants as os } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SandboxError, type ContainerError } from '../errors.ts';
+import { logger } from '../log.ts';
+import type { SandboxCgroup, CgroupStats } from './cgroups/index.ts';
+import { commandNotFound, runtimeError } from './errors-map.ts';
+import { onEvents, type RuntimeEvent } from './events.ts';
+import type { RuntimeImage } from './image.ts';
+import { runtimeBinary } from './native.ts';
+import type { NormalizedOptions } from './options.ts';
+import type { ProcessSpec, RuntimeSpec } from './spec.ts';
+
+const log = logger('runtime');
+const MAX_LOG_BYTES = 16 * 1024 * 1024;
+
+export interface ExitInfo {
+  /** Shell-style: the main process's exit code, or 128 + signal number when a signal ended it. */
+  exitCode: number;
+  signal: NodeJS.Signals | undefined;
+  /** The kernel's OOM killer ended a process of this sandbox (it hit its memory limit). */
+  oomKilled: boolean;
+}
+
+export interface ExecOptions {
+  env?: Record<string, string>;
+  workdir?: string;
+  user?: string;
+  /** Written to the command's standard input, which is then closed. */
+  stdin?: string | Uint8Array;
+}
+
+export interface ExecResult { exitCode: number; stdout: string; stderr: string }
+
+export interface ExecProcess {
+  stdout: Readable;
+  stderr: Readable;
+  stdin: Writable;
+  /** Sends a signal to the command. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Exit code (shell-style) once the command is done. */
+  exited: Promise<number>;
+}
+
+export interface ContainerStats {
+  memory: { currentBytes: number; peakBytes: number; limitBytes: number | undefined };
+  cpu: { usageSeconds: number };
+  pids: { current: number };
+  oomKills: number;
+}
+
+export interface ContainerInit {
+  id: string;
+  hostname: string;
+  image: RuntimeImage;
+  options: NormalizedOptions;
+  spec: RuntimeSpec;
+  runDir: string;
+  cgroup: SandboxCgroup | undefined;
+  rootless: boolean;
+  resolveUser: (user: string) => Promise<ProcessSpec['user']>;
+}
+
+function signalName(n: number | undefined): NodeJS.Signals | undefined {
+  if (!n) return undefined;
+  return (Object.entries(os.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined);
+}
+
+function toStats(s: CgroupStats): ContainerStats {
+  return { memory: s.memory, cpu: { usageSeconds: s.cpu.usageMicros / 1e6 }, pids: { current: Math.max(0, s.pids.current - 1) }, oomKills: s.oomKills };
+}
+
+export class Container implements AsyncDisposable {
+  readonly id: string;
+  readonly hostname: string;
+  readonly image: RuntimeImage;
+  readonly options: NormalizedOptions;
+  /** The OCI runtime spec this sandbox was started from. */
+  readonly spec: RuntimeSpec;
+  /** Host pid of the sandbox's pid 1 (0 until created). */
+  pid = 0;
+
+  readonly #init: ContainerInit;
+  readonly #monitor: ChildProcess;
+  readonly #control: Writable;
+  readonly #logChunks: Buffer[] = [];
+  #logBytes = 0;
+  readonly #followers = new Set<PassThrough>();
+  #mainExit: { code: number; signal?: number } | undefined;
+  #finalStats: ContainerStats | undefined;
+  #exit: ExitInfo | undefined;
+  readonly #exited: Promise<ExitInfo>;
+  readonly started: Promise<void>;
+
+  constructor(init: ContainerInit) {
+    this.#init = init;
+    this.id = init.id;
+    this.hostname = init.hostname;
+    this.image = init.image;
+    this.options = init.options;
+    this.spec = init.spec;
+    this.#monitor = spawn(runtimeBinary(), ['run', '--bundle', init.runDir, '--control-fd', '3', '--status-fd', '4'], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    this.#control = this.#monitor.stdio[3] as Writable;
+    this.#control.on('error', () => {}); // the monitor may already be gone
+    for (const stream of [this.#monitor.stdout!, this.#monitor.stderr!]) stream.on('data', (c: Buffer) => this.#log(c));
+
+    let resolveStarted!: () => void, rejectStarted!: (e: ContainerError) => void;
+    let startSettled = false;
+    this.started = new Promise((res, rej) => {
+      resolveStarted = () => { startSettled = true; res(); };
+      rejectStarted = (e) => { startSettled = true; rej(e); };
+    });
+    this.started.catch(() => {}); // observed through startContainer
+    onEvents(this.#monitor.stdio[4] as Readable, (e: RuntimeEvent) => {
+      log('%s event %o', this.id, e);
+      switch (e.type) {
+        case 'created': this.pid = e.pid; break;
+        case 'started': resolveStarted(); break;
+        case 'exec-failed': if (!startSettled) rejectStarted(commandNotFound(e.path, e.code)); break;
+        case 'error': if (!startSettled) rejectStarted(runtimeError(e, init.rootless)); break;
+        case 'exit': this.#mainExit = e; break;
+        case 'stopped': if (!this.#mainExit) this.#mainExit = e; break;
+      }
+    });
+    this.#exited = new Promise((resolve) => {
+      this.#monitor.on('close', (code) => {
+        void this.#finish(code).then((info) => {
+          if (!startSettled) rejectStarted(new SandboxError('SANDBOX_EXITED', `the sandbox ended before its process started (runtime exit ${code}): ${this.logs().slice(-2000)}`));
+          resolve(info);
+        });
+      });
+    });
+  }
+
+  #log(chunk: Buffer): void {
+    this.#logChunks.push(chunk);
+    this.#logBytes += chunk.length;
+    while (this.#logBytes > MAX_LOG_BYTES && this.#logChunks.length > 1) this.#logBytes -= this.#logChunks.shift()!.length;
+    for (const f of this.#followers) f.write(chunk);
+  }
+
+  async #finish(monitorCode: number | null): Promise<ExitInfo> {
+    const cgroup = this.#init.cgroup;
+    let oomKills = 0;
+    if (cgroup) {
+      try {
+        this.#finalStats = toStats(cgroup.stats());
+        oomKills = this.#finalStats.oomKills;
+        await cgroup.remove();
+      } catch (err) {
+        log('%s cgroup cleanup failed: %o', this.id, err);
+      }
+    }
+    rmSync(this.#init.runDir, { recursive: true, force: true });
+    for (const f of this.#followers) f.end();
+    this.#followers.clear();
+    const main = this.#mainExit ?? { code: monitorCode ?? 125 };
+    this.#exit = { exitCode: main.code, signal: signalName(main.signal), oomKilled: oomKills > 0 };
+    log('%s finished %o', this.id, this.#exit);
+    return this.#exit;
+  }
+
+  /** True until the sandbox's main process has ended and it was torn down. */
+  get running(): boolean {
+    return this.#exit === undefined;
+  }
+
+  /** Resolves when the sandbox's main process has ended and its resources are released. */
+  wait(): Promise<ExitInfo> {
+    return this.#exited;
+  }
+
+  /** Everything the main process wrote to stdout and stderr so far (the last 16 MiB). */
+  logs(): string {
+    return Buffer.concat(this.#logChunks).toString('utf8');
+  }
+
+  /** A stream of the main process's output: what was written so far, then everything new until it ends. */
+  logStream(): Readable {
+    const stream = new PassThrough();
+    for (const c of this.#logChunks) stream.write(c);
+    if (this.running) this.#followers.add(stream);
+    else stream.end();
+    return stream;
+  }
+
+  /** Sends a signal to the main process (through the sandbox's pid 1). SIGKILL ends the whole sandbox. */
+  kill(signal: NodeJS.Signals | number = 'SIGKILL'): void {
+    const n = typeof signal === 'number' ? signal : os.signals[signal];
+    if (!n) throw new SandboxError('INVALID_SIGNAL', `unknown signal ${String(signal)}`);
+    if (this.running) this.#control.write(Buffer.from([n]));
+  }
+
+  /** Graceful stop: SIGTERM (or the image's StopSignal), then SIGKILL after stopTimeout ms. */
+  async stop(options: { timeout?: number } = {}): Promise<ExitInfo> {
+    if (!this.running) return this.#exited;
+    const stopSignal = (this.image.config.StopSignal as NodeJS.Signals | undefined) ?? 'SIGTERM';
+    this.kill(os.signals[stopSignal] ? stopSignal : 'SIGTERM');
+    const timeout = options.timeout ?? this.options.stopTimeout;
+    const killed = await Promise.race([this.#exited.then(() => false), sleep(timeout, true)]);
+    if (killed) this.kill('SIGKILL');
+    return this.#exited;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** Resource use, from the sandbox's cgroup. After exit: the last values. */
+  async stats(): Promise<ContainerStats> {
+    if (this.#finalStats) return this.#finalStats;
+    if (!this.#init.cgroup) {
+      throw new SandboxError('NO_CGROUP', 'this sandbox has no cgroup (rootless without cgroup delegation), so there are no stats',
+        { fix: 'run as root, or under a delegated cgroup: systemd-run --user --scope -p Delegate=yes ...' });
+    }
+    return toStats(this.#init.cgroup.stats());
+  }
+
+  #assertRunning(what: string): void {
+    if (!this.running || !this.pid) throw new SandboxError('NOT_RUNNING', `cannot ${what}: sandbox ${this.id} is not running`);
+  }
+
+  async #processSpec(cmd: string[], options: ExecOptions): Promise<ProcessSpec> {
+    const base = this.spec.process;
+    const env = new Map(base.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v);
+    return {
+      ...base,
+      args: cmd,
+      env: [...env].map(([k, v]) => `${k}=${v}`),
+      cwd: options.workdir ?? base.cwd,
+      user: options.user ? await this.#init.resolveUser(options.user) : base.user,
+    };
+  }
+
+  /** Starts a further command inside the sandbox, with streams. */
+  async spawn(cmd: string[], options: ExecOptions = {}): Promise<ExecProcess> {
+    this.#assertRunning('exec');
+    if (!Array.isArray(cmd) || !cmd.length || cmd.some((a) => typeof a !== 'string')) {
+      throw new SandboxError('INVALID_COMMAND', 'exec needs a non-empty array of strings, e.g. ["redis-cli", "ping"]');
+    }
+    const proc = await this.#processSpec(cmd, options);
+    const args = ['exec', '--pid', String(this.pid), '--status-fd', '3'];
+    if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
+    const child = spawn(runtimeBinary(), [...args, JSON.stringify(proc)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    let failure: ContainerError | undefined;
+    onEvents(child.stdio[3] as Readable, (e) => {
+      if (e.type === 'error') failure = runtimeError(e, this.#init.rootless);
+    });
+    if (options.stdin !== undefined) child.stdin!.end(options.stdin);
+    child.stdin!.on('error', () => {});
+    const exited = new Promise<number>((resolve, reject) => {
+      child.on('close', (code, signal) => {
+        if (failure) reject(failure);
+        else resolve(code ?? 128 + (signal ? os.signals[signal] : 0));
+      });
+    });
+    exited.catch(() => {});
+    return {
+      stdout: child.stdout!, stderr: child.stderr!, stdin: child.stdin!, exited,
+      kill: (signal = 'SIGTERM') => { child.kill(signal); },
+    };
+  }
+
+  /** Runs a command inside the sandbox and collects its output. A missing command gives exit code 127, as in a shell. */
+  async exec(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const p = await this.spawn(cmd, options);
+    const out: Buffer[] = [], err: Buffer[] = [];
+    p.stdout.on('data', (c: Buffer) => out.push(c));
+    p.stderr.on('data', (c: Buffer) => err.push(c));
+    const exitCode = await p.exited;
+    return { exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  }
+
+  async #file(args: string[], input?: string | Uint8Array): Promise<Buffer> {
+    this.#assertRunning('access files');
+    const child = spawn(runtimeBinary(), ['file', '--pid', String(this.pid), '--status-fd', '3', ...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    let failure: string | undefined;
+    onEvents(child.stdio[3] as Readable, (e) => {
+      if (e.type === 'error') failure = `${e.message}: ${e.path}: ${e.code}`;
+    });
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(input ?? '');
+    const out: Buffer[] = [];
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    if (code !== 0) throw new SandboxError('FILE_ACCESS_FAILED', failure ?? `file access in sandbox ${this.id} failed (exit ${code})`);
+    return Buffer.concat(out);
+  }
+
+  /** Reads a file inside the sandbox (paths resolve against the sandbox's root, symlinks included). */
+  readFile(path: string): Promise<Buffer> {
+    return this.#file(['--read', path]);
+  }
+
+  /** Writes (creating or replacing) a file inside the sandbox. */
+  async writeFile(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+    await this.#file(['--write', path, '--mode', (options.mode ?? 0o644).toString(8)], data);
+  }
+}

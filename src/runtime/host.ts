@@ -1,0 +1,94 @@
+// What this host gives a sandbox: who we are (root or not), which ids a user
+// namespace can map, where run directories live. Probed once per process.
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { HostCapabilityError } from '../errors.ts';
+
+export interface IdMapping { containerID: number; hostID: number; size: number }
+
+export interface HostInfo {
+  rootless: boolean;
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+  /** Where bundles (config.json + an empty rootfs mount point) are written. */
+  runRoot: string;
+}
+
+function onPath(binary: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, binary), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The subordinate id range /etc/subuid (or /etc/subgid) grants this user, if any. */
+function subordinateRange(file: string, name: string, id: number): { start: number; count: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [owner, start, count] = line.trim().split(':');
+    if ((owner === name || owner === String(id)) && Number(count) > 0) return { start: Number(start), count: Number(count) };
+  }
+  return undefined;
+}
+
+function mappings(self: number, file: string, helper: string, name: string): IdMapping[] {
+  const own: IdMapping = { containerID: 0, hostID: self, size: 1 };
+  const range = onPath(helper) ? subordinateRange(file, name, self) : undefined;
+  // With subordinate ids, images that switch users (postgres, redis) have their users mapped too.
+  return range ? [own, { containerID: 1, hostID: range.start, size: Math.min(range.count, 65536) }] : [own];
+}
+
+let cached: HostInfo | undefined;
+
+export function hostInfo(): HostInfo {
+  if (cached) return cached;
+  const uid = process.getuid!(), gid = process.getgid!();
+  const rootless = uid !== 0;
+  const name = userInfo().username;
+  const runRoot = !rootless ? '/run/vitest-container'
+    : process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'vitest-container')
+    : join(tmpdir(), `vitest-container-${uid}`);
+  cached = {
+    rootless,
+    uidMappings: rootless ? mappings(uid, '/etc/subuid', 'newuidmap', name) : [],
+    gidMappings: rootless ? mappings(gid, '/etc/subgid', 'newgidmap', name) : [],
+    runRoot,
+  };
+  return cached;
+}
+
+function readSysctl(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Explains why the kernel refused to create a user namespace, with the command that fixes it. */
+export function userNamespaceError(cause: string): HostCapabilityError {
+  if (readSysctl('/proc/sys/user/max_user_namespaces') === '0') {
+    return new HostCapabilityError('USER_NAMESPACES_DISABLED', `user namespaces are disabled on this host (user.max_user_namespaces=0): ${cause}`,
+      { fix: 'sudo sysctl -w user.max_user_namespaces=15000' });
+  }
+  if (readSysctl('/proc/sys/kernel/unprivileged_userns_clone') === '0') {
+    return new HostCapabilityError('USER_NAMESPACES_DISABLED', `unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): ${cause}`,
+      { fix: 'sudo sysctl -w kernel.unprivileged_userns_clone=1' });
+  }
+  if (readSysctl('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1') {
+    return new HostCapabilityError('USER_NAMESPACES_RESTRICTED', `AppArmor restricts unprivileged user namespaces on this host (Ubuntu 23.10+): ${cause}`,
+      { fix: 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or give node an AppArmor profile with "userns,")' });
+  }
+  return new HostCapabilityError('USER_NAMESPACES_UNAVAILABLE', `the kernel refused to create a user namespace: ${cause}`,
+    { fix: 'run as root, or enable unprivileged user namespaces (sysctl user.max_user_namespaces)' });
+}

@@ -1,0 +1,82 @@
+// The images the runtime can start: 'host' (built in) and OCI images from src/image/.
+import { readFileSync } from 'node:fs';
+import { InvalidOptionsError } from '../errors.ts';
+
+export interface ImageConfig {
+  Env?: string[];
+  Entrypoint?: string[];
+  Cmd?: string[];
+  WorkingDir?: string;
+  User?: string;
+  ExposedPorts?: Record<string, object>;
+  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+}
+
+export interface Identity { uid: number; gid: number; additionalGids: number[] }
+
+export interface RuntimeImage {
+  reference: string;
+  /** Overlay lower directories, top-most first. */
+  lowerDirs: string[];
+  overlayOptions: string[];
+  config: ImageConfig;
+  resolveUser(user: string): Promise<Identity>;
+}
+
+/** Resolves 'name', 'uid', 'name:group', 'uid:gid' against passwd and group file contents. */
+export function resolveUserFromFiles(user: string, passwd: string, group: string, where: string): Identity {
+  const [u = '', g] = user.split(':', 2);
+  const users = passwd.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 4);
+  const groups = group.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 3);
+  const entry = users.find((f) => f[0] === u) ?? (/^\d+$/.test(u) ? users.find((f) => f[2] === u) : undefined);
+  let uid: number;
+  let gid: number;
+  if (entry) {
+    uid = Number(entry[2]);
+    gid = Number(entry[3]);
+  } else if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    gid = uid;
+  } else {
+    throw new InvalidOptionsError('UNKNOWN_USER', `user "${u}" does not exist in ${where}'s /etc/passwd`, { fix: 'use a numeric uid:gid, or a user the image defines' });
+  }
+  if (g !== undefined) {
+    const ge = groups.find((f) => f[0] === g);
+    if (ge) gid = Number(ge[2]);
+    else if (/^\d+$/.test(g)) gid = Number(g);
+    else throw new InvalidOptionsError('UNKNOWN_GROUP', `group "${g}" does not exist in ${where}'s /etc/group`);
+  }
+  const name = entry?.[0];
+  const additionalGids = name ? groups.filter((f) => (f[3] ?? '').split(',').includes(name)).map((f) => Number(f[2])).filter((x) => x !== gid) : [];
+  return { uid, gid, additionalGids };
+}
+
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The host's own root filesystem, read-only, as the single lower layer. */
+export const hostImage: RuntimeImage = {
+  reference: 'host',
+  lowerDirs: ['/'],
+  overlayOptions: [],
+  config: {
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    // Something for pid 1 to run when the test only wants exec().
+    Cmd: ['sleep', 'infinity'],
+  },
+  async resolveUser(user) {
+    return resolveUserFromFiles(user, readOr('/etc/passwd'), readOr('/etc/group'), 'the host');
+  },
+};
+
+export async function loadImage(reference: string): Promise<RuntimeImage> {
+  if (reference === 'host') return hostImage;
+  throw new InvalidOptionsError('IMAGE_NOT_SUPPORTED', `image "${reference}": only the built-in 'host' image is available in this build`);
+}

@@ -1,0 +1,30 @@
+// Locates (building on first use when needed) the native runtime binary.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HostCapabilityError } from '../errors.ts';
+
+// src/runtime/native.ts and dist/runtime/native.js both sit two levels below the package root.
+const nativeDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
+const binary = join(nativeDir, 'build', 'vtc-runtime');
+let checked = false;
+
+function stale(): boolean {
+  if (!existsSync(binary)) return true;
+  const built = statSync(binary).mtimeMs;
+  return readdirSync(nativeDir).some((f) => /\.[ch]$/.test(f) && statSync(join(nativeDir, f)).mtimeMs > built);
+}
+
+export function runtimeBinary(): string {
+  if (checked) return binary;
+  if (stale()) {
+    const r = spawnSync(process.execPath, [join(nativeDir, 'build.mjs')], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      throw new HostCapabilityError('NATIVE_BUILD_FAILED', `the native runtime could not be built: ${(r.stderr || r.stdout || '').trim()}`,
+        { fix: 'install a C compiler (Debian/Ubuntu: apt-get install gcc libc6-dev) and run: npm run build:native' });
+    }
+  }
+  checked = true;
+  return binary;
+}

@@ -1,0 +1,177 @@
+// The one options type every entry point takes (startContainer, withContainer,
+// the Vitest and Jest environments), and its validation: unknown keys and
+// impossible values are refused here, before anything is created.
+import { availableParallelism } from 'node:os';
+import { InvalidOptionsError } from '../errors.ts';
+
+export interface MountOption {
+  /** Host path. */
+  source: string;
+  /** Absolute path inside the sandbox. */
+  target: string;
+  readonly?: boolean;
+}
+
+export interface ContainerOptions {
+  /** 'host' (the host's root filesystem, read-only, under a throwaway layer), or a local OCI image. Default 'host'. */
+  image?: string;
+  /** Replaces the image's Cmd. */
+  cmd?: string[];
+  /** Replaces the image's Entrypoint (and, as with `docker run --entrypoint`, its Cmd unless cmd is given). */
+  entrypoint?: string[];
+  /** Added to (and overriding) the image's environment. */
+  env?: Record<string, string>;
+  workdir?: string;
+  /** 'name', 'uid', 'name:group' or 'uid:gid', resolved in the image. */
+  user?: string;
+  hostname?: string;
+  /** Memory limit, swap included: bytes or '256m', '1g', '512k'. */
+  memory?: number | string;
+  /** CPU quota in cores, e.g. 0.5. */
+  cpus?: number;
+  /** CPUs the sandbox may run on, e.g. '0' or '0-1'. */
+  cpuset?: string;
+  /** Most processes the sandbox's own programs may have at once. */
+  pids?: number;
+  mounts?: MountOption[];
+  /** Size of the writable layer's tmpfs, e.g. '512m' (default: the kernel's, half of RAM; charged to the memory limit). */
+  tmpfsSize?: number | string;
+  /** Milliseconds between the stop signal and SIGKILL. Default 2000. */
+  stopTimeout?: number;
+  /** cgroup under which sandboxes' cgroups are made (relative to each hierarchy's root). Default '/vitest-container'. */
+  cgroupParent?: string;
+}
+
+/** Smallest memory limit accepted: below it even a shell cannot start (Docker uses the same floor). */
+export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+
+export interface NormalizedOptions {
+  image: string;
+  cmd: string[] | undefined;
+  entrypoint: string[] | undefined;
+  env: Record<string, string>;
+  workdir: string | undefined;
+  user: string | undefined;
+  hostname: string | undefined;
+  memoryBytes: number | undefined;
+  cpus: number | undefined;
+  cpuset: string | undefined;
+  pids: number | undefined;
+  mounts: MountOption[];
+  tmpfsSizeBytes: number | undefined;
+  stopTimeout: number;
+  cgroupParent: string;
+}
+
+const KNOWN_KEYS = new Set<string>([
+  'image', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
+  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent',
+]);
+
+function invalid(message: string, fix?: string): never {
+  throw new InvalidOptionsError('INVALID_OPTIONS', message, fix ? { fix } : {});
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** '256m' → 268435456. Accepts k/m/g/t with optional 'b'/'ib' (1024-based, as Docker does). */
+export function parseBytes(value: number | string, what: string): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) invalid(`${what}: ${value} is not a positive whole number of bytes`);
+    return value;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+  if (!m) invalid(`${what}: cannot read "${value}" as a size`, `write it like 512k, 256m or 1g`);
+  const bytes = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
+  if (bytes <= 0) invalid(`${what}: "${value}" is not a positive size`);
+  return bytes;
+}
+
+function stringArray(value: unknown, what: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) invalid(`${what} must be an array of strings`);
+  return value as string[];
+}
+
+function cpusetCpus(spec: string, hostCpus: number): void {
+  for (const part of spec.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) invalid(`cpuset: cannot read "${spec}"`, `write it like "0", "0-1" or "0,2"`);
+    const hi = Number(m[2] ?? m[1]);
+    if (hi >= hostCpus) invalid(`cpuset: CPU ${hi} does not exist (this host has CPUs 0-${hostCpus - 1})`);
+  }
+}
+
+export function normalizeOptions(options: ContainerOptions = {}): NormalizedOptions {
+  if (typeof options !== 'object' || options === null) invalid('options must be an object');
+  const unknown = Object.keys(options).filter((k) => !KNOWN_KEYS.has(k));
+  if (unknown.length) invalid(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}`,
+    `the options are: ${[...KNOWN_KEYS].join(', ')}`);
+  const hostCpus = availableParallelism();
+
+  const image = options.image ?? 'host';
+  if (typeof image !== 'string' || !image) invalid('image must be a non-empty string');
+
+  let memoryBytes: number | undefined;
+  if (options.memory !== undefined) {
+    memoryBytes = parseBytes(options.memory, 'memory');
+    if (memoryBytes < MIN_MEMORY_BYTES) {
+      invalid(`memory: ${options.memory} is below the ${MIN_MEMORY_BYTES / 1024 / 1024} MiB a sandbox needs to start a process`);
+    }
+  }
+  let cpus: number | undefined;
+  if (options.cpus !== undefined) {
+    cpus = options.cpus;
+    if (typeof cpus !== 'number' || !Number.isFinite(cpus) || cpus <= 0) invalid(`cpus: ${String(options.cpus)} must be a number above 0, e.g. 0.5`);
+    if (cpus > hostCpus) invalid(`cpus: ${cpus} is more than the ${hostCpus} CPUs this host has`);
+    if (cpus < 0.01) invalid(`cpus: ${cpus} is below the smallest quota the kernel accepts (0.01)`);
+  }
+  if (options.cpuset !== undefined) {
+    if (typeof options.cpuset !== 'string') invalid('cpuset must be a string like "0-1"');
+    cpusetCpus(options.cpuset, hostCpus);
+  }
+  if (options.pids !== undefined && (!Number.isInteger(options.pids) || options.pids < 1)) {
+    invalid(`pids: ${String(options.pids)} must be a whole number of at least 1`);
+  }
+  const env = options.env ?? {};
+  if (typeof env !== 'object' || Object.entries(env).some(([k, v]) => typeof v !== 'string' || !k || k.includes('='))) {
+    invalid('env must map variable names to string values');
+  }
+  const mounts = options.mounts ?? [];
+  if (!Array.isArray(mounts)) invalid('mounts must be an array of { source, target, readonly? }');
+  for (const m of mounts) {
+    if (!m || typeof m.source !== 'string' || typeof m.target !== 'string' || !m.target.startsWith('/')) {
+      invalid(`mounts: ${JSON.stringify(m)} needs a host "source" and an absolute "target"`);
+    }
+  }
+  for (const key of ['workdir', 'user', 'hostname'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'string') invalid(`${key} must be a string`);
+  }
+  if (options.workdir !== undefined && !options.workdir.startsWith('/')) invalid(`workdir: "${options.workdir}" must be an absolute path`);
+  if (options.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(options.hostname)) {
+    invalid(`hostname: "${options.hostname}" is not a valid host name`);
+  }
+  const stopTimeout = options.stopTimeout ?? 2000;
+  if (!Number.isFinite(stopTimeout) || stopTimeout < 0) invalid('stopTimeout must be a number of milliseconds >= 0');
+  const cgroupParent = options.cgroupParent ?? '/vitest-container';
+  if (typeof cgroupParent !== 'string' || !cgroupParent.startsWith('/') || cgroupParent.split('/').includes('..')) {
+    invalid(`cgroupParent: "${String(cgroupParent)}" must be an absolute cgroup path without ".."`);
+  }
+  return {
+    image,
+    cmd: stringArray(options.cmd, 'cmd'),
+    entrypoint: stringArray(options.entrypoint, 'entrypoint'),
+    env,
+    workdir: options.workdir,
+    user: options.user,
+    hostname: options.hostname,
+    memoryBytes,
+    cpus,
+    cpuset: options.cpuset,
+    pids: options.pids,
+    mounts,
+    tmpfsSizeBytes: options.tmpfsSize === undefined ? undefined : parseBytes(options.tmpfsSize, 'tmpfsSize'),
+    stopTimeout,
+    cgroupParent: cgroupParent.replace(/\/+$/, '') || '/',
+  };
+}

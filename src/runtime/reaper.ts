@@ -1,0 +1,66 @@
+// Removes what a crashed run left: bundles and cgroups whose owning process is
+// gone. Only names this project made (see sandboxId) are ever considered.
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { logger } from '../log.ts';
+import type { CgroupDriver } from './cgroups/index.ts';
+
+const log = logger('runtime');
+const ID_PATTERN = /^c(\d+)-(\d+)-(\d+)$/;
+
+/** Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it does not exist. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+const self = `c${process.pid}-${startTime(process.pid) ?? 0}`;
+let seq = 0;
+
+/** A name that says which process owns the sandbox (pid + start time, so a reused pid does not count as alive). */
+export function sandboxId(): string {
+  return `${self}-${++seq}`;
+}
+
+function ownerAlive(id: string): boolean {
+  const m = ID_PATTERN.exec(id);
+  if (!m) return true; // not ours: never touched
+  return startTime(Number(m[1])) === m[2];
+}
+
+let reaped = false;
+
+export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, cgroupParent: string): Promise<void> {
+  if (reaped) return;
+  reaped = true;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(runRoot);
+  } catch {
+    // no run root yet
+  }
+  for (const name of entries) {
+    if (!ownerAlive(name)) {
+      log('removing stale bundle %s', name);
+      rmSync(join(runRoot, name), { recursive: true, force: true });
+    }
+  }
+  if (!cgroups) return;
+  let children: string[] = [];
+  try {
+    children = cgroups.children(cgroupParent);
+  } catch {
+    return;
+  }
+  for (const name of children) {
+    if (ownerAlive(name)) continue;
+    log('removing stale cgroup %s/%s', cgroupParent, name);
+    const cg = cgroups.open(cgroupParent, name);
+    cg.killAll();
+    await cg.remove().catch((err: unknown) => log('stale cgroup %s: %o', name, err));
+  }
+}

@@ -1,0 +1,140 @@
+// Options + image → one OCI runtime-spec config.json. This file is where the
+// policy lives (which mounts, which capabilities, which paths are masked); the
+// native runtime only executes what it is given, and crun or runc could too.
+import type { HostInfo } from './host.ts';
+import type { Identity, RuntimeImage } from './image.ts';
+import type { NormalizedOptions } from './options.ts';
+
+// The set Docker and runc grant by default.
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+// runc's defaults: kernel interfaces a sandbox must not read or write.
+export const MASKED_PATHS = [
+  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export const ANNOTATIONS = {
+  lowerDirs: 'org.vitest-container.rootfs.lowerdirs',
+  overlayOptions: 'org.vitest-container.rootfs.options',
+  upperSize: 'org.vitest-container.rootfs.upper-size',
+} as const;
+
+export interface ProcessSpec {
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  capabilities: Record<'bounding' | 'effective' | 'permitted', string[]>;
+  noNewPrivileges: boolean;
+}
+
+export interface MountSpec { destination: string; type: string; source: string; options?: string[] }
+
+export interface RuntimeSpec {
+  ociVersion: string;
+  process: ProcessSpec;
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: MountSpec[];
+  linux: {
+    namespaces: { type: string }[];
+    uidMappings?: HostInfo['uidMappings'];
+    gidMappings?: HostInfo['gidMappings'];
+    cgroupsPath?: string;
+    maskedPaths: string[];
+    readonlyPaths: string[];
+    rootfsPropagation: string;
+  };
+  annotations: Record<string, string>;
+}
+
+/** `docker run` semantics: --entrypoint replaces the image's Entrypoint and drops its Cmd. */
+export function commandLine(options: NormalizedOptions, image: RuntimeImage): string[] {
+  const entrypoint = options.entrypoint ?? image.config.Entrypoint ?? [];
+  const cmd = options.cmd ?? (options.entrypoint ? [] : image.config.Cmd ?? []);
+  return [...entrypoint, ...cmd];
+}
+
+export function environment(options: NormalizedOptions, image: RuntimeImage, hostname: string, home: string): string[] {
+  const env = new Map<string, string>([
+    ['PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    ['HOSTNAME', hostname],
+    ['HOME', home],
+  ]);
+  for (const kv of image.config.Env ?? []) {
+    const i = kv.indexOf('=');
+    if (i > 0) env.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  for (const [k, v] of Object.entries(options.env)) env.set(k, v);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+function mapped(mappings: HostInfo['gidMappings'], id: number): boolean {
+  return mappings.some((m) => id >= m.containerID && id < m.containerID + m.size);
+}
+
+export interface SpecInput {
+  options: NormalizedOptions;
+  image: RuntimeImage;
+  host: HostInfo;
+  hostname: string;
+  identity: Identity;
+  home: string;
+  cgroupPath: string | undefined;
+}
+
+export function buildSpec({ options, image, host, hostname, identity, home, cgroupPath }: SpecInput): RuntimeSpec {
+  const caps = DEFAULT_CAPABILITIES;
+  // devpts wants a tty group; in a user namespace it must be a mapped gid.
+  const ttyGroup = !host.rootless || mapped(host.gidMappings, 5) ? ['gid=5'] : [];
+  const mounts: MountSpec[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...ttyGroup] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+    ...options.mounts.map((m) => ({
+      destination: m.target, type: 'bind', source: m.source,
+      options: ['rbind', m.readonly ? 'ro' : 'rw'],
+    })),
+  ];
+  const overlayOptions = [...image.overlayOptions];
+  // In a user namespace overlay keeps its metadata in user.* xattrs.
+  if (host.rootless && !overlayOptions.includes('userxattr')) overlayOptions.push('userxattr');
+  const annotations: Record<string, string> = { [ANNOTATIONS.lowerDirs]: image.lowerDirs.join(':') };
+  if (overlayOptions.length) annotations[ANNOTATIONS.overlayOptions] = overlayOptions.join(',');
+  if (options.tmpfsSizeBytes) annotations[ANNOTATIONS.upperSize] = String(options.tmpfsSizeBytes);
+  return {
+    ociVersion: '1.2.0',
+    process: {
+      args: commandLine(options, image),
+      env: environment(options, image, hostname, home),
+      cwd: options.workdir ?? image.config.WorkingDir ?? '/',
+      user: identity,
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: false },
+    hostname,
+    mounts,
+    linux: {
+      namespaces: [
+        { type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' },
+        ...(host.rootless ? [{ type: 'user' }] : []),
+      ],
+      ...(host.rootless ? { uidMappings: host.uidMappings, gidMappings: host.gidMappings } : {}),
+      ...(cgroupPath ? { cgroupsPath: cgroupPath } : {}),
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+      rootfsPropagation: 'rprivate',
+    },
+    annotations,
+  };
+}

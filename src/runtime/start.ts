@@ -1,0 +1,94 @@
+// startContainer / withContainer: options → image → cgroup → bundle → sandbox.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HostCapabilityError, type ContainerError } from '../errors.ts';
+import { cgroupDriver, type SandboxCgroup } from './cgroups/index.ts';
+import { Container } from './container.ts';
+import { hostInfo } from './host.ts';
+import { loadImage } from './image.ts';
+import { normalizeOptions, type ContainerOptions } from './options.ts';
+import { reapStale, sandboxId } from './reaper.ts';
+import { buildSpec } from './spec.ts';
+
+function needsLimits(o: ReturnType<typeof normalizeOptions>): boolean {
+  return o.memoryBytes !== undefined || o.cpus !== undefined || o.cpuset !== undefined || o.pids !== undefined;
+}
+
+function createCgroup(options: ReturnType<typeof normalizeOptions>, id: string, rootless: boolean): SandboxCgroup | undefined {
+  const driver = cgroupDriver();
+  const limits = needsLimits(options);
+  if (!driver) {
+    if (!limits) return undefined;
+    throw new HostCapabilityError('CGROUPS_UNAVAILABLE', 'no usable cgroup hierarchy with the memory, cpu and pids controllers was found, so limits cannot be enforced',
+      { fix: 'mount cgroup2 at /sys/fs/cgroup (or the v1 memory, cpu, cpuacct, pids and cpuset hierarchies)' });
+  }
+  try {
+    return driver.create(options.cgroupParent, id, {
+      memoryBytes: options.memoryBytes,
+      cpus: options.cpus,
+      cpuset: options.cpuset,
+      // +1: the sandbox's own pid 1 counts against the limit too.
+      pidsMax: options.pids === undefined ? undefined : options.pids + 1,
+    });
+  } catch (err) {
+    if ((err as ContainerError).code === 'CGROUP_CONTROLLERS_MISSING' && !limits) return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      // Without limits a rootless sandbox simply has no cgroup; with limits that would be a silent downgrade.
+      if (rootless && !limits) return undefined;
+      throw new HostCapabilityError('CGROUP_DELEGATION_MISSING',
+        `cannot create a cgroup under ${options.cgroupParent} (${code}), so the requested limits cannot be enforced`,
+        { fix: rootless ? 'run as root, or give this user a delegated cgroup (cgroup v2: systemd-run --user --scope -p Delegate=yes <test command>) and set cgroupParent to it'
+          : `check that ${options.cgroupParent} is writable`, cause: err });
+    }
+    if (code === 'EINVAL' || code === 'EBUSY') {
+      throw new HostCapabilityError('CGROUP_LIMIT_REJECTED', `the kernel rejected a limit (${(err as Error).message})`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/** Starts a sandbox. Resolves once its main process is running; dispose it with `await using` or stop(). */
+export async function startContainer(options: ContainerOptions = {}): Promise<Container> {
+  const normalized = normalizeOptions(options);
+  const host = hostInfo();
+  await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
+  const image = await loadImage(normalized.image);
+  const user = normalized.user ?? image.config.User;
+  const identity = user ? await image.resolveUser(user) : { uid: 0, gid: 0, additionalGids: [] };
+  const id = sandboxId();
+  const hostname = normalized.hostname ?? `sbx-${id.slice(id.lastIndexOf('-') + 1)}-${process.pid}`;
+  const runDir = join(host.runRoot, id);
+  mkdirSync(join(runDir, 'rootfs'), { recursive: true, mode: 0o700 });
+  let cgroup: SandboxCgroup | undefined;
+  try {
+    cgroup = createCgroup(normalized, id, host.rootless);
+    const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path });
+    writeFileSync(join(runDir, 'config.json'), JSON.stringify(spec));
+    const container = new Container({
+      id, hostname, image, options: normalized, spec, runDir, cgroup, rootless: host.rootless,
+      resolveUser: (u) => image.resolveUser(u),
+    });
+    try {
+      await container.started;
+    } catch (err) {
+      await container.wait();
+      throw err;
+    }
+    return container;
+  } catch (err) {
+    if (cgroup) await cgroup.remove().catch(() => {});
+    rmSync(runDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Runs fn with a fresh sandbox and tears it down afterwards, even when fn throws. */
+export async function withContainer<T>(options: ContainerOptions, fn: (container: Container) => Promise<T> | T): Promise<T> {
+  const container = await startContainer(options);
+  try {
+    return await fn(container);
+  } finally {
+    await container.stop();
+  }
+}
