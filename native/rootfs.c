@@ -137,6 +137,11 @@ static void do_mount(int rootfd, const jval *m, bool in_userns) {
     char target[64];
     fd_path(fd, target, sizeof target);
     if (mount(source, target, NULL, MS_BIND | (o.flags & MS_REC), NULL) < 0) die("mount", source, errno, "bind mount onto %s", dest);
+    close(fd);
+    /* The fd still names the directory under the new mount: reopen to reach the mount itself. */
+    fd = open_in_root(rootfd, dest, S_ISDIR(st.st_mode));
+    if (fd < 0) die("mount", dest, errno, "reopening the mount point");
+    fd_path(fd, target, sizeof target);
     unsigned long extra = o.flags & ~(MS_BIND | MS_REC);
     if (extra) remount_with(target, extra, dest);
     if (o.propagation && mount(NULL, target, NULL, o.propagation, NULL) < 0) die("mount", dest, errno, "propagation");

@@ -1,0 +1,65 @@
+// Observations of the host, for tests that assert nothing was left behind.
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const isRoot = process.getuid!() === 0;
+
+export function mountCount(): number {
+  return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').length;
+}
+
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+function allPids(): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+/** Distinct network namespaces of all processes we can see. */
+export function netnsCount(): number {
+  const seen = new Set<string>();
+  for (const pid of allPids()) {
+    try {
+      seen.add(readlinkSync(`/proc/${pid}/ns/net`));
+    } catch {
+      // gone, or not ours to see
+    }
+  }
+  return seen.size;
+}
+
+/** Processes whose command line mentions the native runtime. */
+export function runtimeProcesses(): number[] {
+  return allPids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('vtc-runtime');
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Sandbox cgroups under the default parent, in every hierarchy that has it. */
+export function sandboxCgroups(parent = 'vitest-container'): string[] {
+  const roots = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct', '/sys/fs/cgroup/cpuset', '/sys/fs/cgroup'];
+  const out: string[] = [];
+  for (const root of roots) {
+    const dir = join(root, parent);
+    try {
+      for (const n of readdirSync(dir)) if (statSync(join(dir, n)).isDirectory()) out.push(join(dir, n));
+    } catch {
+      // hierarchy absent
+    }
+  }
+  return [...new Set(out)];
+}

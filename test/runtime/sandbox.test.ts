@@ -1,0 +1,167 @@
+// What a test file sees inside its sandbox: its own pid 1, hostname, network,
+// ipc, cgroup root and a throwaway writable layer. Runs as root and, from
+// rootless.test.ts, as an unprivileged user.
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startContainer, withContainer, type Container } from '../../src/runtime/index.ts';
+import { isRoot } from '../helpers/host.ts';
+
+let c: Container;
+beforeAll(async () => {
+  c = await startContainer({ hostname: 'sandbox-under-test' });
+});
+afterAll(async () => {
+  await c?.stop();
+});
+
+describe('namespaces', () => {
+  test('the sandbox has its own pid 1 and sees only its own processes', async () => {
+    const r = await c.exec(['sh', '-c', 'echo $$; tr "\\0" " " < /proc/1/cmdline; echo; ls /proc | grep -c "^[0-9]"']);
+    const [shellPid, init, count] = r.stdout.trim().split('\n');
+    expect(Number(shellPid)).toBeLessThan(10);
+    expect(init).toContain('vtc-runtime');
+    // pid 1, the main process, this shell, ls and grep: nothing of the host's
+    expect(Number(count)).toBeLessThanOrEqual(6);
+    expect(c.pid).toBeGreaterThan(1);
+  });
+
+  test('own hostname', async () => {
+    expect((await c.exec(['hostname'])).stdout.trim()).toBe('sandbox-under-test');
+  });
+
+  test('network: only lo, and it is up', async () => {
+    const r = await c.exec(['sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/operstate; cat /sys/class/net/lo/flags']);
+    const [ifaces, , flags] = [r.stdout.trim().split('\n').slice(0, -2), null, r.stdout.trim().split('\n').at(-1)];
+    expect(ifaces).toEqual(['lo']);
+    expect(Number(flags) & 1).toBe(1); // IFF_UP
+  });
+
+  test('own ipc, uts, net, pid, mount and cgroup namespaces', async () => {
+    for (const ns of ['ipc', 'uts', 'net', 'pid', 'mnt', 'cgroup']) {
+      const inside = (await c.exec(['readlink', `/proc/self/ns/${ns}`])).stdout.trim();
+      expect(inside, ns).toMatch(new RegExp(`^${ns}:\\[\\d+\\]$`));
+      expect(inside, ns).not.toBe(readlinkSync(`/proc/self/ns/${ns}`));
+    }
+  });
+
+  test('/proc/self/cgroup is / in every hierarchy', async () => {
+    const lines = (await c.exec(['cat', '/proc/self/cgroup'])).stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line).toMatch(/:\/$/);
+  });
+});
+
+describe('process', () => {
+  test('capabilities are the default set and no_new_privs is on', async () => {
+    const status = (await c.exec(['cat', '/proc/self/status'])).stdout;
+    const bnd = BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(status)![1]}`);
+    expect(bnd & (1n << 21n)).toBe(0n); // no CAP_SYS_ADMIN
+    expect(bnd & (1n << 0n)).toBe(1n); // CAP_CHOWN kept
+    expect(/NoNewPrivs:\s+1/.test(status)).toBe(true);
+  });
+
+  test('a command that does not exist is reported like a shell would: exit 127', async () => {
+    const r = await c.exec(['no-such-command-xyz']);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toContain('no-such-command-xyz: not found');
+  });
+
+  test('startContainer with a missing command rejects with COMMAND_NOT_FOUND and leaves nothing', async () => {
+    await expect(startContainer({ cmd: ['no-such-command-xyz'] })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
+  });
+
+  test('exit code, env, workdir and user reach the process', async () => {
+    const r = await c.exec(['sh', '-c', 'echo "$FOO $(pwd) $(id -u)"; exit 3'], { env: { FOO: 'bar' }, workdir: '/tmp', user: '65534' });
+    expect(r).toMatchObject({ exitCode: 3, stdout: 'bar /tmp 65534\n' });
+  });
+
+  test('the main process output is in logs() and its exit code in wait()', async () => {
+    const d = await startContainer({ cmd: ['sh', '-c', 'echo out; echo err >&2; exit 7'] });
+    const exit = await d.wait();
+    expect(exit).toMatchObject({ exitCode: 7, oomKilled: false });
+    expect(d.logs()).toContain('out');
+    expect(d.logs()).toContain('err');
+  });
+
+  test('pid 1 forwards SIGTERM to the main process and reaps orphans', async () => {
+    const d = await startContainer({ cmd: ['sh', '-c', '(sleep 1000 &) ; trap "echo got-term; exit 0" TERM; while :; do sleep 0.05; done'] });
+    const zombies = await d.exec(['sh', '-c', 'sleep 0.1; grep -l "^State:.*Z" /proc/[0-9]*/status | wc -l']);
+    expect(zombies.stdout.trim()).toBe('0');
+    const exit = await d.stop({ timeout: 5000 });
+    expect(exit.exitCode).toBe(0);
+    expect(d.logs()).toContain('got-term');
+  });
+});
+
+describe('file system', () => {
+  test('writes go to a throwaway layer: gone after stop, never on the host', async () => {
+    const marker = `/etc/vtc-marker-${process.pid}`;
+    await withContainer({}, async (d) => {
+      expect((await d.exec(['sh', '-c', `echo hi > ${marker} && cat ${marker}`])).stdout).toBe('hi\n');
+    });
+    expect(existsSync(marker)).toBe(false);
+    await withContainer({}, async (d) => {
+      expect((await d.exec(['cat', marker])).exitCode).not.toBe(0);
+    });
+  });
+
+  test('a host bind mount is visible, and read-only when asked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vtc-bind-'));
+    chmodSync(dir, 0o777);
+    writeFileSync(join(dir, 'from-host'), 'hello');
+    try {
+      await withContainer({ mounts: [{ source: dir, target: '/data' }, { source: dir, target: '/ro', readonly: true }] }, async (d) => {
+        expect((await d.exec(['cat', '/data/from-host'])).stdout).toBe('hello');
+        expect((await d.exec(['sh', '-c', 'echo back > /data/from-sandbox'])).exitCode).toBe(0);
+        const ro = await d.exec(['sh', '-c', 'echo x > /ro/nope']);
+        expect(ro.exitCode).not.toBe(0);
+        expect(ro.stderr).toMatch(/Read-only file system/);
+      });
+      expect(readFileSync(join(dir, 'from-sandbox'), 'utf8')).toBe('back\n');
+      expect(existsSync(join(dir, 'nope'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('/proc paths are masked and /sys is read-only', async () => {
+    const r = await c.exec(['sh', '-c', 'wc -c < /proc/keys; touch /sys/x 2>&1; echo 1 > /proc/sys/kernel/ostype 2>&1']);
+    expect(r.stdout.split('\n')[0]).toBe('0');
+    expect(r.stdout).toMatch(/Read-only file system/);
+  });
+
+  test('readFile and writeFile resolve paths inside the sandbox, symlinks included', async () => {
+    await c.writeFile('/tmp/note.txt', 'written from the test');
+    expect((await c.readFile('/tmp/note.txt')).toString()).toBe('written from the test');
+    // A symlink to /etc/hostname inside the sandbox must resolve to the sandbox's file, not the host's.
+    await c.exec(['sh', '-c', 'echo sandbox-version > /tmp/target; ln -sf /tmp/target /tmp/link']);
+    expect((await c.readFile('/tmp/link')).toString()).toBe('sandbox-version\n');
+    await expect(c.readFile('/does/not/exist')).rejects.toMatchObject({ code: 'FILE_ACCESS_FAILED' });
+  });
+});
+
+describe('bad input', () => {
+  test('unknown options', async () => {
+    await expect(startContainer({ memroy: '1g' } as never)).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('"memroy"') });
+  });
+  test('impossible limits', async () => {
+    await expect(startContainer({ memory: '1k' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('below') });
+    await expect(startContainer({ cpus: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(startContainer({ cpus: -1 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(startContainer({ cpus: 1000 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('CPUs this host has') });
+    await expect(startContainer({ memory: 'lots' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(startContainer({ pids: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(startContainer({ cpuset: '0-999' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+  });
+  test('a missing bind-mount source', async () => {
+    await expect(startContainer({ mounts: [{ source: '/no/such/dir', target: '/x' }] })).rejects.toMatchObject({
+      code: 'SANDBOX_SETUP_FAILED', message: expect.stringContaining('/no/such/dir'),
+    });
+  });
+  test('a missing image', async () => {
+    await expect(startContainer({ image: '/no/such/image' })).rejects.toMatchObject({ name: expect.stringMatching(/Error/) });
+  });
+  test.runIf(isRoot)('limits without cgroups as an unprivileged user fail clearly (tested in rootless.test.ts)', () => {});
+});
