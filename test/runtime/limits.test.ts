@@ -1,0 +1,93 @@
+// cgroup limits, enforced for real: memory (OOM kill reported), CPU quota,
+// pids. Runs on this cgroup v1 host and, through `npm run test:cgroup2`, in a
+// guest whose kernel has only cgroup v2.
+import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, test } from 'vitest';
+import { cgroupDriver, startContainer, withContainer } from '../../src/runtime/index.ts';
+import { isRoot, sandboxCgroups } from '../helpers/host.ts';
+
+const MiB = 1024 * 1024;
+
+function hostStillWorks(): void {
+  expect(spawnSync('true').status).toBe(0);
+}
+
+describe.runIf(isRoot)(`cgroup v${cgroupDriver()?.version} limits`, () => {
+  test('a memory hog is OOM-killed at the limit, and the API says so', async () => {
+    // tail keeps a line without newlines in memory: 400 MiB against a 64 MiB limit.
+    const c = await startContainer({ memory: '64m', cmd: ['sh', '-c', 'head -c 400M /dev/zero | tail; echo survived'] });
+    const exit = await c.wait();
+    expect(exit.oomKilled).toBe(true);
+    expect(c.logs()).toContain('survived'); // the shell lives on: the kernel killed only the hog
+    const stats = await c.stats();
+    expect(stats.oomKills).toBeGreaterThanOrEqual(1);
+    expect(stats.memory.limitBytes).toBe(64 * MiB);
+    expect(stats.memory.peakBytes).toBeLessThanOrEqual(64 * MiB);
+    expect(stats.memory.peakBytes).toBeGreaterThan(48 * MiB);
+    hostStillWorks();
+  });
+
+  test('the main process itself killed by the OOM killer: exit 137 and oomKilled', async () => {
+    const c = await startContainer({ memory: '32m', cmd: ['sh', '-c', 'exec tail /dev/zero'] });
+    const exit = await c.wait();
+    expect(exit).toMatchObject({ exitCode: 137, signal: 'SIGKILL', oomKilled: true });
+  });
+
+  test('cpus: 0.5 holds a spinner to at most 0.55 of a core', async () => {
+    await withContainer({ cpus: 0.5, cmd: ['sh', '-c', 'while :; do :; done'] }, async (c) => {
+      await sleep(200); // let the quota settle into its periods
+      const before = await c.stats();
+      const t0 = performance.now();
+      await sleep(1000);
+      const after = await c.stats();
+      const cores = (after.cpu.usageSeconds - before.cpu.usageSeconds) / ((performance.now() - t0) / 1000);
+      expect(cores).toBeLessThanOrEqual(0.55);
+      expect(cores).toBeGreaterThan(0.3); // it did spin: the limit, not idleness, held it
+    });
+    hostStillWorks();
+  });
+
+  test('a fork bomb stops at the pids limit', async () => {
+    await withContainer({ pids: 32, cmd: ['sh', '-c', 'bomb() { bomb & bomb & wait; }; bomb'] }, async (c) => {
+      let peak = 0;
+      for (let i = 0; i < 20; i++) {
+        peak = Math.max(peak, (await c.stats()).pids.current);
+        await sleep(25);
+      }
+      expect(peak).toBeGreaterThanOrEqual(28); // it really tried to grow
+      expect(peak).toBeLessThanOrEqual(32);
+    });
+    hostStillWorks();
+  });
+
+  test('cpuset pins the sandbox to the given CPUs', async () => {
+    await withContainer({ cpuset: '0' }, async (c) => {
+      expect((await c.exec(['sh', '-c', 'grep Cpus_allowed_list /proc/self/status'])).stdout).toMatch(/:\s*0\n/);
+    });
+  });
+
+  test('stats report memory, cpu and pids while running', async () => {
+    await withContainer({ memory: '128m', cmd: ['sh', '-c', '{ head -c 20M /dev/zero; sleep 1000; } | tail'] }, async (c) => {
+      await sleep(300);
+      const s = await c.stats();
+      expect(s.memory.currentBytes).toBeGreaterThan(15 * MiB);
+      expect(s.cpu.usageSeconds).toBeGreaterThan(0);
+      expect(s.pids.current).toBeGreaterThanOrEqual(2);
+    });
+  });
+
+  test('the cgroup is removed at stop', async () => {
+    const c = await startContainer({ memory: '64m' });
+    const mine = () => sandboxCgroups().filter((p) => p.endsWith(`/${c.id}`));
+    expect(mine().length).toBeGreaterThan(0);
+    await c.stop();
+    expect(mine()).toEqual([]);
+  });
+
+  test('a limit the kernel refuses is a clear error and leaves no cgroup', async () => {
+    const before = sandboxCgroups().length;
+    await expect(startContainer({ memory: '64m', cgroupParent: '/vitest-container/../escape' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    expect(sandboxCgroups().length).toBe(before);
+  });
+});
