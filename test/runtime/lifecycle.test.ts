@@ -1,0 +1,63 @@
+// Nothing leaks: 1000 start/stop cycles leave the host as it was, and a
+// sandbox never outlives the process that started it, even one killed by SIGKILL.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import { hostInfo, startContainer } from '../../src/runtime/index.ts';
+import { isRoot, mountCount, netnsCount, openFds, pidAlive, runtimeProcesses, sandboxCgroups } from '../helpers/host.ts';
+
+const limits = isRoot ? { memory: '64m', cpus: 0.5, pids: 16 } : {};
+
+describe('lifecycle', () => {
+  test('1000 start/stop cycles leave no mounts, cgroups, processes, fds or network namespaces', async () => {
+    // warm up: first start builds caches and reaps
+    await (await startContainer({ ...limits, cmd: ['true'] })).wait();
+    const before = { mounts: mountCount(), cgroups: sandboxCgroups().length, procs: runtimeProcesses().length, fds: openFds(), netns: netnsCount(),
+      bundles: readdirSync(hostInfo().runRoot).length };
+    for (let i = 0; i < 1000; i++) {
+      if (i % 10 === 0) {
+        // every tenth: a long-running sandbox, used and stopped
+        const c = await startContainer({ ...limits });
+        expect((await c.exec(['true'])).exitCode).toBe(0);
+        await c.stop();
+      } else {
+        const c = await startContainer({ ...limits, cmd: ['true'] });
+        expect((await c.wait()).exitCode).toBe(0);
+      }
+    }
+    const after = { mounts: mountCount(), cgroups: sandboxCgroups().length, procs: runtimeProcesses().length, fds: openFds(), netns: netnsCount(),
+      bundles: readdirSync(hostInfo().runRoot).length };
+    expect(after).toEqual(before);
+  }, 300_000);
+
+  test('SIGKILL of the owning process takes its sandboxes with it within a second; the next start reaps its cgroups', async () => {
+    const owner = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/owner.ts', import.meta.url)), JSON.stringify(limits)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      owner.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      owner.on('exit', (code) => reject(new Error(`owner exited early (${code})`)));
+    });
+    const { pids, ids } = JSON.parse(line) as { pids: number[]; ids: string[] };
+    expect(pids).toHaveLength(3);
+    for (const pid of pids) expect(pidAlive(pid)).toBe(true);
+    const killedAt = performance.now();
+    owner.kill('SIGKILL');
+    while (pids.some(pidAlive) && performance.now() - killedAt < 1000) await sleep(10);
+    expect(pids.filter(pidAlive)).toEqual([]);
+    // The owner could not clean up after itself: its bundles and cgroups are still there...
+    const leftovers = () => [...sandboxCgroups().filter((p) => ids.some((id) => p.endsWith(id))),
+      ...ids.filter((id) => existsSync(`${hostInfo().runRoot}/${id}`))];
+    if (isRoot) expect(leftovers().length).toBeGreaterThan(0);
+    // ...until a later run starts: the reaper removes them. (A fresh process, since each reaps once.)
+    const next = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/owner.ts', import.meta.url)), JSON.stringify(limits), 'once'], { stdio: 'ignore' });
+    await new Promise((resolve) => next.on('exit', resolve));
+    expect(leftovers()).toEqual([]);
+  });
+});
