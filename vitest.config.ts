@@ -1,6 +1,12 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
+const rootless = process.getuid?.() !== 0;
+
 export default defineConfig({
+  // An unprivileged user (the rootless lane) cannot write into a root-owned node_modules.
+  ...(rootless ? { cacheDir: join(tmpdir(), `vitest-cache-${process.getuid?.()}`) } : {}),
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,

@@ -21,6 +21,8 @@ export interface RuntimeImage {
   /** Overlay lower directories, top-most first. */
   lowerDirs: string[];
   overlayOptions: string[];
+  /** 'toplevel': the one lower directory is a live tree with mounts in it (see native/rootfs.c). */
+  compose?: 'toplevel';
   config: ImageConfig;
   resolveUser(user: string): Promise<Identity>;
 }
@@ -76,7 +78,9 @@ export const hostImage: RuntimeImage = {
   },
 };
 
-export async function loadImage(reference: string): Promise<RuntimeImage> {
-  if (reference === 'host') return hostImage;
+export async function loadImage(reference: string, rootless: boolean): Promise<RuntimeImage> {
+  // The host's root has mounts below it, and a user namespace may not overlay such a tree
+  // whole: rootless sandboxes get one overlay per top-level directory instead (slower to set up).
+  if (reference === 'host') return rootless ? { ...hostImage, compose: 'toplevel' } : hostImage;
   throw new InvalidOptionsError('IMAGE_NOT_SUPPORTED', `image "${reference}": only the built-in 'host' image is available in this build`);
 }

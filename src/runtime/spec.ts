@@ -22,6 +22,7 @@ export const ANNOTATIONS = {
   lowerDirs: 'org.vitest-container.rootfs.lowerdirs',
   overlayOptions: 'org.vitest-container.rootfs.options',
   upperSize: 'org.vitest-container.rootfs.upper-size',
+  compose: 'org.vitest-container.rootfs.compose',
 } as const;
 
 export interface ProcessSpec {
@@ -111,6 +112,7 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
   const annotations: Record<string, string> = { [ANNOTATIONS.lowerDirs]: image.lowerDirs.join(':') };
   if (overlayOptions.length) annotations[ANNOTATIONS.overlayOptions] = overlayOptions.join(',');
   if (options.tmpfsSizeBytes) annotations[ANNOTATIONS.upperSize] = String(options.tmpfsSizeBytes);
+  if (image.compose) annotations[ANNOTATIONS.compose] = image.compose;
   return {
     ociVersion: '1.2.0',
     process: {

@@ -53,7 +53,7 @@ export async function startContainer(options: ContainerOptions = {}): Promise<Co
   const normalized = normalizeOptions(options);
   const host = hostInfo();
   await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
-  const image = await loadImage(normalized.image);
+  const image = await loadImage(normalized.image, host.rootless);
   const user = normalized.user ?? image.config.User;
   const identity = user ? await image.resolveUser(user) : { uid: 0, gid: 0, additionalGids: [] };
   const id = sandboxId();

@@ -16,10 +16,28 @@ function allPids(): number[] {
   return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
 }
 
-/** Distinct network namespaces of all processes we can see. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Processes descended from this one (other test files run beside us and have their own). */
+export function descendants(root = process.pid): number[] {
+  const parent = new Map(allPids().map((p) => [p, parentOf(p)]));
+  return [...parent.keys()].filter((p) => {
+    for (let q = parent.get(p); q; q = parent.get(q)) if (q === root) return true;
+    return false;
+  });
+}
+
+/** Distinct network namespaces of our descendants. */
 export function netnsCount(): number {
   const seen = new Set<string>();
-  for (const pid of allPids()) {
+  for (const pid of descendants()) {
     try {
       seen.add(readlinkSync(`/proc/${pid}/ns/net`));
     } catch {
@@ -49,14 +67,17 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Sandbox cgroups under the default parent, in every hierarchy that has it. */
-export function sandboxCgroups(parent = 'vitest-container'): string[] {
+/** Sandbox cgroups under the default parent, in every hierarchy that has it (only this process's with mine=true). */
+export function sandboxCgroups(parent = 'vitest-container', mine = false): string[] {
   const roots = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct', '/sys/fs/cgroup/cpuset', '/sys/fs/cgroup'];
   const out: string[] = [];
   for (const root of roots) {
     const dir = join(root, parent);
     try {
-      for (const n of readdirSync(dir)) if (statSync(join(dir, n)).isDirectory()) out.push(join(dir, n));
+      for (const n of readdirSync(dir)) {
+        if (mine && !n.startsWith(`c${process.pid}-`)) continue;
+        if (statSync(join(dir, n)).isDirectory()) out.push(join(dir, n));
+      }
     } catch {
       // hierarchy absent
     }

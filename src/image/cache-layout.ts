@@ -1,0 +1,67 @@
+// Where things live in the cache directory:
+//
+//   <cache>/layers/<hex>/fs          one unpacked layer = one overlay lower dir (keyed by diff_id)
+//   <cache>/layers/<hex>/layer.json  what the unpack found (size, entries, xattr form)
+//   <cache>/images/<hex>.json        a resolved image (manifest digest -> config + layers); mtime = last use
+//   <cache>/tmp/                     unpacks in progress; renamed into layers/ when verified
+//
+// Paths stay short because legacy overlay mounts pass all lower dirs in one
+// option string of at most a page.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Digest } from './digest.ts';
+
+export function defaultCacheDir(): string {
+  const env = process.env;
+  if (env.VITEST_CONTAINER_CACHE) return env.VITEST_CONTAINER_CACHE;
+  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'vitest-environment-container');
+}
+
+export interface LayerInfo {
+  diffId: string;
+  /** bytes of file data and number of entries written */
+  bytes: number;
+  entries: number;
+  unpackedAt: string;
+  /** 'trusted+user' when unpacked as root, 'user' when rootless (then mounts need userxattr) */
+  xattrs: 'trusted+user' | 'user';
+  skipped: { devices: number; unsupported: number; xattrs: number };
+}
+
+export interface ImageMemo {
+  manifestDigest: string;
+  reference: string;
+  config: import('./types.ts').ImageConfig;
+  /** diff_ids, bottom-most first */
+  layers: string[];
+  overlayOptions: string[];
+}
+
+export function layerKey(d: Digest): string {
+  return d.algorithm === 'sha256' ? d.hex : `${d.algorithm}-${d.hex}`;
+}
+
+export function layersDir(cache: string): string {
+  return `${cache}/layers`;
+}
+
+export function layerDir(cache: string, key: string): string {
+  return `${cache}/layers/${key}`;
+}
+
+export function lowerDir(cache: string, key: string): string {
+  return `${cache}/layers/${key}/fs`;
+}
+
+export function imagesDir(cache: string): string {
+  return `${cache}/images`;
+}
+
+export function imageMemoPath(cache: string, manifestDigest: string): string {
+  return `${cache}/images/${manifestDigest.replace(/^sha256:/, '').replace(':', '-')}.json`;
+}
+
+export function tmpDir(cache: string): string {
+  return `${cache}/tmp`;
+}
