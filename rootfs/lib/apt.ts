@@ -1,0 +1,145 @@
+// Dependency resolution and downloads through apt itself, so that alternatives,
+// virtual packages and version constraints are resolved the way Debian does it.
+//
+// Resolution runs `apt-get -s install` against a synthetic dpkg status file that
+// lists as installed: the packages of lower layers (at their resolved versions) and
+// the packages a layer leaves out. With pkgCacheGen::Essential=none apt stops
+// dragging in the Essential set (dpkg, perl-base, ...), so what it prints as `Inst`
+// is exactly what this layer adds.
+import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { log, RootfsError } from './log.ts';
+
+export interface Package {
+  name: string;
+  version: string;
+  arch: string;
+}
+
+/** apt could not reach its mirrors: the one condition under which tests may skip builds. */
+export class AptUnreachableError extends RootfsError {}
+
+const APT_OPTS = [
+  '-o', 'Debug::NoLocking=1',
+  '-o', 'pkgCacheGen::Essential=none',
+  '-o', 'APT::Install-Recommends=false',
+  '-o', 'APT::Install-Suggests=false',
+  // Downloads go to our cache dir, which the _apt sandbox user may not be able to write.
+  '-o', 'APT::Sandbox::User=root',
+];
+
+const UNREACHABLE = /Temporary failure resolving|Could not resolve|Could not connect|Failed to fetch|Connection timed out|Network is unreachable|Unable to connect/i;
+
+export async function hostArch(): Promise<string> {
+  return (await execa('dpkg', ['--print-architecture'])).stdout.trim();
+}
+
+/** Fields of the candidate version that make apt take a package as installed. */
+async function statusStanzas(names: string[]): Promise<string> {
+  if (names.length === 0) return '';
+  const { stdout } = await execa('apt-cache', ['show', '--no-all-versions', ...names], { reject: false });
+  const keep = /^(Package|Version|Architecture|Multi-Arch|Provides):/;
+  return stdout
+    .split(/\n\n+/)
+    .filter((s) => s.startsWith('Package:'))
+    .map((s) => {
+      const lines = s.split('\n').filter((l) => keep.test(l));
+      return [...lines, 'Status: install ok installed'].join('\n');
+    })
+    .join('\n\n');
+}
+
+function installedStanza(p: Package): string {
+  return `Package: ${p.name}\nStatus: install ok installed\nVersion: ${p.version}\nArchitecture: ${p.arch}\n`;
+}
+
+/**
+ * The packages (with exact versions) that installing `roots` adds on top of
+ * `present`, never unpacking anything named in `leaveOut`.
+ */
+export async function resolve(roots: string[], present: Package[], leaveOut: string[], workDir: string): Promise<Package[]> {
+  const have = new Set(present.map((p) => p.name));
+  const status = [
+    ...present.map(installedStanza),
+    await statusStanzas(leaveOut.filter((n) => !have.has(n))),
+  ].join('\n');
+  await mkdir(workDir, { recursive: true });
+  const statusFile = join(workDir, 'status');
+  await writeFile(statusFile, status + '\n');
+  const run = () => execa('apt-get', ['-s', ...APT_OPTS, '-o', `Dir::State::status=${statusFile}`, 'install', ...roots], { reject: false, env: { LC_ALL: 'C' } });
+  let result = await run();
+  if (result.exitCode !== 0 && /Unable to locate package|has no installation candidate/.test(result.stderr)) {
+    // Package lists missing or stale (a fresh machine): refresh once and retry.
+    await update();
+    result = await run();
+  }
+  if (result.exitCode !== 0) {
+    throw new RootfsError('APT_RESOLVE', `apt could not resolve ${roots.join(' ')}:\n${result.stderr.trim()}`, {
+      fix: 'check the package names (apt-cache policy NAME) and run apt-get update',
+    });
+  }
+  const added: Package[] = [];
+  // Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64]) []
+  for (const m of result.stdout.matchAll(/^Inst (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)/gm)) {
+    added.push({ name: m[1]!, version: m[2]!, arch: m[3]! });
+  }
+  return added.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+let updated = false;
+export async function update(): Promise<void> {
+  if (updated) return;
+  updated = true;
+  log('apt-get update');
+  const r = await execa('apt-get', ['update', '-q'], { reject: false, env: { LC_ALL: 'C' } });
+  if (r.exitCode !== 0) {
+    const text = `${r.stdout}\n${r.stderr}`;
+    if (UNREACHABLE.test(text)) throw new AptUnreachableError('APT_UNREACHABLE', `apt-get update could not reach the mirrors:\n${r.stderr.trim()}`);
+    throw new RootfsError('APT_UPDATE', `apt-get update failed:\n${r.stderr.trim()}`, { fix: 'run apt-get update as root and fix what it reports' });
+  }
+}
+
+/** dpkg-deb's file name for a package: the epoch colon is escaped as %3a. */
+export function debFileName(p: Package): string {
+  return `${p.name}_${p.version.replace(/:/g, '%3a')}_${p.arch}.deb`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** Make sure every package's .deb is in `cacheDir`; returns their paths in the order given. */
+export async function download(packages: Package[], cacheDir: string): Promise<string[]> {
+  await mkdir(cacheDir, { recursive: true });
+  const missing: Package[] = [];
+  for (const p of packages) if (!(await exists(join(cacheDir, debFileName(p))))) missing.push(p);
+  if (missing.length > 0) {
+    log(`  downloading ${missing.length} .deb${missing.length === 1 ? '' : 's'}`);
+    // Into a private dir first, then renamed: concurrent builds never see half a file.
+    const tmp = await mkdtemp(join(cacheDir, '.download-'));
+    try {
+      const args = ['download', '-q', ...APT_OPTS, ...missing.map((p) => `${p.name}=${p.version}`)];
+      let r = await execa('apt-get', args, { cwd: tmp, reject: false, env: { LC_ALL: 'C' } });
+      if (r.exitCode !== 0 && !UNREACHABLE.test(r.stderr)) {
+        // A version that vanished from the mirror since the last update.
+        await update();
+        r = await execa('apt-get', args, { cwd: tmp, reject: false, env: { LC_ALL: 'C' } });
+      }
+      if (r.exitCode !== 0) {
+        const Err = UNREACHABLE.test(r.stderr) ? AptUnreachableError : RootfsError;
+        throw new Err(Err === AptUnreachableError ? 'APT_UNREACHABLE' : 'APT_DOWNLOAD', `apt-get download failed:\n${r.stderr.trim()}`, {
+          fix: 'check that the Debian mirror in /etc/apt/sources.list is reachable, then apt-get update',
+        });
+      }
+      for (const f of await readdir(tmp)) await rename(join(tmp, f), join(cacheDir, f));
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+  const paths = packages.map((p) => join(cacheDir, debFileName(p)));
+  for (const path of paths) {
+    if (!(await exists(path))) throw new RootfsError('APT_DOWNLOAD', `apt-get download did not produce ${path}`);
+  }
+  return paths;
+}
