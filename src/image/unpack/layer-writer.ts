@@ -46,7 +46,9 @@ export interface WriterOptions {
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
-const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_CLOEXEC;
+/** Linux's O_CLOEXEC; Node's fs.constants does not export it. */
+const O_CLOEXEC = 0o2000000;
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | O_CLOEXEC;
 
 export class LayerWriter implements TarSink {
   readonly stats: LayerStats = { entries: 0, bytes: 0, skipped: { devices: 0, unsupported: 0, xattrs: 0 } };
