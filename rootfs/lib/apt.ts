@@ -35,23 +35,34 @@ export async function hostArch(): Promise<string> {
   return (await execa('dpkg', ['--print-architecture'])).stdout.trim();
 }
 
-/** Fields of the candidate version that make apt take a package as installed. */
-async function statusStanzas(names: string[]): Promise<string> {
-  if (names.length === 0) return '';
-  const { stdout } = await execa('apt-cache', ['show', '--no-all-versions', ...names], { reject: false });
-  const keep = /^(Package|Version|Architecture|Multi-Arch|Provides):/;
+// apt takes an installed version to be the archive's version only when these
+// fields match too (they enter its version hash); otherwise it "reinstalls" it.
+const HASHED_FIELDS = /^(Package|Version|Architecture|Multi-Arch|Installed-Size|Depends|Pre-Depends|Recommends|Suggests|Enhances|Breaks|Conflicts|Replaces|Provides|Essential):/;
+
+async function showStanzas(specs: string[], keep: RegExp): Promise<string[]> {
+  if (specs.length === 0) return [];
+  // reject: false because names apt does not know (virtual packages) only print a warning.
+  const { stdout } = await execa('apt-cache', ['show', '--no-all-versions', ...specs], { reject: false, env: { LC_ALL: 'C' } });
   return stdout
     .split(/\n\n+/)
     .filter((s) => s.startsWith('Package:'))
-    .map((s) => {
-      const lines = s.split('\n').filter((l) => keep.test(l));
-      return [...lines, 'Status: install ok installed'].join('\n');
-    })
-    .join('\n\n');
+    .map((s) => s.split('\n').filter((l) => keep.test(l)).join('\n'));
 }
 
-function installedStanza(p: Package): string {
-  return `Package: ${p.name}\nStatus: install ok installed\nVersion: ${p.version}\nArchitecture: ${p.arch}\n`;
+/** Lower layers' packages, exactly as the archive has them: their dependencies are all present. */
+async function presentStanzas(present: Package[]): Promise<string[]> {
+  const stanzas = await showStanzas(present.map((p) => `${p.name}=${p.version}`), HASHED_FIELDS);
+  return stanzas.map((s) => `${s}\nStatus: install ok installed`);
+}
+
+/**
+ * Left-out packages without their dependencies (which are not there) and at a
+ * version above any in the archive, so apt never wants to replace them and `>=`
+ * constraints hold. Provides stays: it is how `debconf | debconf-2.0` is met.
+ */
+async function leftOutStanzas(names: string[]): Promise<string[]> {
+  const stanzas = await showStanzas(names, /^(Package|Architecture|Multi-Arch|Provides):/);
+  return stanzas.map((s) => `${s}\nVersion: 99999:0\nStatus: install ok installed`);
 }
 
 /**
@@ -60,10 +71,7 @@ function installedStanza(p: Package): string {
  */
 export async function resolve(roots: string[], present: Package[], leaveOut: string[], workDir: string): Promise<Package[]> {
   const have = new Set(present.map((p) => p.name));
-  const status = [
-    ...present.map(installedStanza),
-    await statusStanzas(leaveOut.filter((n) => !have.has(n))),
-  ].join('\n');
+  const status = [...(await presentStanzas(present)), ...(await leftOutStanzas(leaveOut.filter((n) => !have.has(n))))].join('\n\n');
   await mkdir(workDir, { recursive: true });
   const statusFile = join(workDir, 'status');
   await writeFile(statusFile, status + '\n');
@@ -83,6 +91,11 @@ export async function resolve(roots: string[], present: Package[], leaveOut: str
   // Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64]) []
   for (const m of result.stdout.matchAll(/^Inst (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)/gm)) {
     added.push({ name: m[1]!, version: m[2]!, arch: m[3]! });
+  }
+  // Guard against apt "reinstalling" what we told it is there: that would duplicate files across layers.
+  const again = added.filter((p) => have.has(p.name) || leaveOut.includes(p.name));
+  if (again.length > 0) {
+    throw new RootfsError('APT_RESOLVE', `apt wants to reinstall ${again.map((p) => p.name).join(', ')} although it is present or left out`);
   }
   return added.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
