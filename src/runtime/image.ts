@@ -1,6 +1,7 @@
 // The images the runtime can start: 'host' (built in) and OCI images from src/image/.
-import { readFileSync } from 'node:fs';
-import { InvalidOptionsError } from '../errors.ts';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { ImageError, InvalidOptionsError } from '../errors.ts';
 
 export interface ImageConfig {
   Env?: string[];
@@ -78,7 +79,23 @@ export const hostImage: RuntimeImage = {
   },
 };
 
+/** 'rootfs:/path': an unpacked root file system directory, used read-only as the one lower layer. */
+function rootfsImage(reference: string): RuntimeImage {
+  const dir = reference.slice('rootfs:'.length);
+  if (!isAbsolute(dir)) throw new InvalidOptionsError('INVALID_OPTIONS', `image "${reference}": the rootfs directory must be an absolute path`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ImageError('IMAGE_NOT_FOUND', `image "${reference}": ${dir} is not a directory`);
+  }
+  return {
+    reference, lowerDirs: [dir], overlayOptions: [], config: { Env: hostImage.config.Env ?? [] },
+    async resolveUser(user) {
+      return resolveUserFromFiles(user, readOr(join(dir, 'etc/passwd')), readOr(join(dir, 'etc/group')), reference);
+    },
+  };
+}
+
 export async function loadImage(reference: string, rootless: boolean): Promise<RuntimeImage> {
+  if (reference.startsWith('rootfs:')) return rootfsImage(reference);
   // The host's root has mounts below it, and a user namespace may not overlay such a tree
   // whole: rootless sandboxes get one overlay per top-level directory instead (slower to set up).
   if (reference === 'host') return rootless ? { ...hostImage, compose: 'toplevel' } : hostImage;
