@@ -2,7 +2,8 @@
 import { createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ImageSource } from './types.ts';
-import { normalizeEntryPath } from '../unpack/entry-path.ts';
+import { ImageError } from '../../errors.ts';
+import { UnsafeEntryError, normalizeEntryPath } from '../unpack/entry-path.ts';
 
 export class DirectorySource implements ImageSource {
   readonly location: string;
@@ -24,6 +25,11 @@ export class DirectorySource implements ImageSource {
 
   private resolve(path: string): string {
     // Paths come from manifest.json too: keep them inside the layout.
-    return `${this.location}/${normalizeEntryPath(path, 'image member')}`;
+    try {
+      return `${this.location}/${normalizeEntryPath(path, 'image member')}`;
+    } catch (err) {
+      if (!(err instanceof UnsafeEntryError)) throw err;
+      throw new ImageError('IMAGE_INVALID_MANIFEST', `${this.location}: ${err.message}`);
+    }
   }
 }

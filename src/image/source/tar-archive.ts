@@ -47,7 +47,12 @@ export class TarArchiveSource implements ImageSource {
   }
 
   private lookup(path: string): Member | undefined {
-    let key = normalizeEntryPath(path, 'archive member');
+    let key: string;
+    try {
+      key = normalizeEntryPath(path, 'archive member');
+    } catch {
+      return undefined; // a name that leaves the archive root is no member of it
+    }
     for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
       const m = this.members.get(key);
       if (!m?.link) return m;

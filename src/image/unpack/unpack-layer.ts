@@ -43,6 +43,12 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       blobHash.update(chunk);
       blobBytes += chunk.length;
+      // Stop reading at once when a blob is longer than its descriptor says.
+      if (req.layer.blobSize !== undefined && blobBytes > req.layer.blobSize) {
+        return done(new ImageError('IMAGE_SIZE_MISMATCH', `${what}: blob is longer than the ${req.layer.blobSize} bytes its descriptor declares`, {
+          fix: 'the image is corrupt or was modified after it was written; re-export it',
+        }));
+      }
       req.onBytes?.(blobBytes);
       done(null, chunk);
     },

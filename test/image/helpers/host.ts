@@ -1,7 +1,7 @@
 // Test helpers that touch the host: temporary dirs, third-party tools, overlay
 // mounts inside a private mount namespace (they vanish with it), tree snapshots.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 
@@ -53,10 +53,15 @@ export function snapshot(dir: string): string[] {
     }
     let extra = '';
     if (st.isSymbolicLink()) extra = readlinkSync(p);
-    else if (st.isFile()) extra = createHash('sha1').update(execFileSync('cat', [p])).digest('hex');
+    else if (st.isFile()) extra = createHash('sha1').update(readFileSync(p)).digest('hex');
     out.push(`${rel} ${st.mode.toString(8)} ${st.size} ${extra}`);
     if (st.isDirectory()) for (const name of readdirSync(p).sort()) walk(`${p}/${name}`, `${rel}/${name}`);
   };
   walk(dir, '.');
   return out;
+}
+
+/** The directory as an uncompressed tar made by GNU tar (numeric owner, root-owned). */
+export function tarOf(root: string): Buffer {
+  return execFileSync('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', '-', '.'], { maxBuffer: 1 << 30 });
 }
