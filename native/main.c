@@ -174,6 +174,8 @@ static int cmd_run(const char *bundle, int control_fd) {
   const char *cgroup_path = json_str(linux_, "cgroupsPath");
   int cgroup_fd = cgroup_path ? cgroup_open_v2(cgroup_path) : -1;
 
+  /* Host-side listeners, made here in the host's network namespace; pid 1 inherits them. */
+  forward_listen(cfg);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) die("run", NULL, errno, "socketpair");
   int pidfd = -1;
@@ -199,6 +201,7 @@ static int cmd_run(const char *bundle, int control_fd) {
   }
   close(sv[1]);
   if (cgroup_fd >= 0) close(cgroup_fd);
+  forward_close_listeners();
 
   /* From here on a failure must take the child with it. */
   if (flags & CLONE_NEWUSER) write_id_maps((pid_t)pid, linux_);

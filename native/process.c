@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -212,24 +214,38 @@ static void report_exit(int status) {
   else report_event("exit", ",\"code\":%d", status_to_code(status));
 }
 
-/* Waits for main while forwarding every catchable signal to it and reaping
- * every other child (pid 1's duty towards orphans). */
+static int sig_tag; /* epoll tag of the signalfd; forward.c's tags are the others */
+
+/* Waits for main while forwarding every catchable signal to it, reaping every
+ * other child (pid 1's duty towards orphans) and relaying forwarded ports. */
 static int supervise(pid_t main, bool reap_all) {
   sigset_t all;
   sigfillset(&all);
+  int sfd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (sfd < 0 || epfd < 0) die("init", NULL, errno, "signalfd/epoll");
+  struct epoll_event sev = { .events = EPOLLIN, .data.ptr = &sig_tag };
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &sev) < 0) die("init", NULL, errno, "epoll_ctl");
+  if (reap_all) forward_register(epfd);
   for (;;) {
-    siginfo_t si;
-    int sig = sigwaitinfo(&all, &si);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      kill(main, sig);
-      continue;
+    struct epoll_event evs[64];
+    int n = epoll_wait(epfd, evs, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("init", NULL, errno, "epoll_wait");
     }
-    for (;;) {
-      int status;
-      pid_t w = waitpid(reap_all ? -1 : main, &status, WNOHANG);
-      if (w <= 0) break;
-      if (w == main) return status;
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr != &sig_tag) { forward_event(epfd, evs[i].data.ptr, evs[i].events); continue; }
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo != SIGCHLD) { kill(main, (int)si.ssi_signo); continue; }
+        for (;;) {
+          int status;
+          pid_t w = waitpid(reap_all ? -1 : main, &status, WNOHANG);
+          if (w <= 0) break;
+          if (w == main) return status;
+        }
+      }
     }
   }
 }

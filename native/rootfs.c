@@ -2,6 +2,7 @@
  * resolved strictly inside it, default devices, pivot_root, masked paths. All of
  * it happens in the sandbox's own mount namespace, so it dies with the sandbox. */
 #include "runtime.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -20,6 +21,12 @@
 #define ANNOTATION_LOWERDIRS "org.vitest-container.rootfs.lowerdirs"
 #define ANNOTATION_OVERLAY_OPTIONS "org.vitest-container.rootfs.options"
 #define ANNOTATION_UPPER_SIZE "org.vitest-container.rootfs.upper-size"
+/* "toplevel": the single lower directory is a live file tree with mounts below it
+ * (the host's "/"). Overlay cannot take such a tree as one layer inside a user
+ * namespace (its submounts are locked), so the root becomes a tmpfs with one
+ * overlay per top-level directory, and directories holding mounts are bound
+ * read-only, recursively. */
+#define ANNOTATION_COMPOSE "org.vitest-container.rootfs.compose"
 
 /* New mount API (Linux 5.2+); glibc's and the kernel's headers clash, so only what is used. */
 #define VTC_FSOPEN_CLOEXEC 0x1
@@ -266,6 +273,66 @@ static char **split(const char *s, char sep) {
   return out;
 }
 
+/* Is path, or anything below it, a mount point? mountinfo is the list of mount points, read once. */
+static bool has_mounts_below(const char *mountinfo, const char *path) {
+  size_t len = strlen(path);
+  for (const char *line = mountinfo; line && *line;) {
+    char mp[4096];
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, path, len) && (mp[len] == 0 || mp[len] == '/')) return true;
+    line = strchr(line, '\n');
+    if (line) line++;
+  }
+  return false;
+}
+
+static bool spec_mounts_over(const jval *cfg, const char *dest) {
+  const jval *mounts = json_get(cfg, "mounts");
+  for (const jval *m = mounts ? mounts->child : NULL; m; m = m->next) {
+    const char *d = json_str(m, "destination");
+    if (d && !strcmp(d, dest)) return true;
+  }
+  return false;
+}
+
+static void compose_toplevel(const jval *cfg, const char *lower, const char *scratch, const char *merged, char **opts) {
+  DIR *d = opendir(lower);
+  if (!d) die("rootfs", lower, errno, "listing the root directory");
+  char *mountinfo = read_file("/proc/self/mountinfo", 1 << 22);
+  if (!mountinfo) die("rootfs", "/proc/self/mountinfo", errno, "reading the mount table");
+  struct dirent *e;
+  char src[4200], up[4200], wk[4200], dst[4200], rel[300], link[4096];
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(src, sizeof src, "%s/%s", strcmp(lower, "/") ? lower : "", e->d_name);
+    snprintf(dst, sizeof dst, "%s/%s", merged, e->d_name);
+    snprintf(rel, sizeof rel, "/%s", e->d_name);
+    struct stat st;
+    if (lstat(src, &st) < 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      ssize_t n = readlink(src, link, sizeof link - 1);
+      if (n < 0) continue;
+      link[n] = 0;
+      if (symlink(link, dst) < 0) die("rootfs", dst, errno, "symlink");
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
+    if (mkdir(dst, st.st_mode & 07777) < 0) die("rootfs", dst, errno, "mkdir");
+    if (spec_mounts_over(cfg, rel)) continue; /* /proc, /dev, /sys, /tmp: the spec gives fresh ones */
+    if (has_mounts_below(mountinfo, src)) {
+      if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", src, errno, "binding a directory that holds mounts");
+      remount_with(dst, MS_RDONLY, src);
+      continue;
+    }
+    snprintf(up, sizeof up, "%s/upper%s", scratch, rel);
+    snprintf(wk, sizeof wk, "%s/work%s", scratch, rel);
+    if (mkdir(up, 0755) < 0 || mkdir(wk, 0700) < 0) die("rootfs", up, errno, "mkdir");
+    char *lowers[2] = { src, NULL };
+    if (!mount_overlay_fsconfig(lowers, up, wk, opts, dst)) mount_overlay_classic(lowers, up, wk, opts, dst);
+  }
+  closedir(d);
+  free(mountinfo);
+}
+
 static char newroot[4096];
 
 void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns) {
@@ -300,8 +367,15 @@ void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns) {
       if (access(*l, X_OK) < 0) die("overlay", *l, errno, "a lower layer is missing or not accessible");
     const char *optstr = json_str(ann, ANNOTATION_OVERLAY_OPTIONS);
     char **opts = split(optstr ? optstr : "", ',');
-    if (!mount_overlay_fsconfig(lowers, upper, work, opts, newroot))
+    const char *compose = json_str(ann, ANNOTATION_COMPOSE);
+    if (compose && !strcmp(compose, "toplevel")) {
+      if (lowers[1]) die("overlay", lowers[1], EINVAL, "compose=toplevel takes exactly one lower directory");
+      /* The merged root itself is part of the scratch tmpfs. */
+      compose_toplevel(cfg, lowers[0], rootpath, newroot, opts);
+      if (mount(newroot, newroot, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", newroot, errno, "binding the composed root");
+    } else if (!mount_overlay_fsconfig(lowers, upper, work, opts, newroot)) {
       mount_overlay_classic(lowers, upper, work, opts, newroot);
+    }
   } else {
     snprintf(newroot, sizeof newroot, "%s", rootpath);
     if (mount(newroot, newroot, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", newroot, errno, "binding the root filesystem");

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "json.h"
 
@@ -58,6 +59,13 @@ void loopback_up(void);
 int cgroup_open_v2(const char *path);
 /* Writes pid into <hierarchy>/<path>/cgroup.procs of every cgroup v1 hierarchy where it exists. */
 void cgroup_join_v1(const char *path, pid_t pid);
+
+/* ---- forward.c: host loopback → sandbox ports ---- */
+void forward_listen(const jval *cfg);     /* monitor, before clone */
+void forward_close_listeners(void);       /* monitor, after clone */
+bool forward_active(void);
+void forward_register(int epfd);          /* pid 1 */
+void forward_event(int epfd, void *tag, uint32_t events);
 
 /* ---- util ---- */
 char *read_file(const char *path, size_t max);
