@@ -38,3 +38,18 @@ export class CommandError extends ContainerError {
 
 /** An image that cannot be found, read, verified or unpacked. */
 export class ImageError extends ContainerError {}
+
+/** A wait strategy (log line, port, command, HTTP, healthcheck) did not succeed in time. */
+export class WaitTimeoutError extends ContainerError {}
+
+/** The sandbox's main process ended while something still needed it (e.g. during a wait). */
+export class ContainerExitedError extends ContainerError {
+  readonly exitCode: number;
+  constructor(code: string, message: string, exitCode: number, details: ErrorDetails = {}) {
+    super(code, message, details);
+    this.exitCode = exitCode;
+  }
+}
+
+/** A process in the sandbox was killed by the kernel for exceeding the memory limit. */
+export class OutOfMemoryError extends ContainerError {}

@@ -89,6 +89,7 @@ export class Container implements AsyncDisposable {
   readonly #logChunks: Buffer[] = [];
   #logBytes = 0;
   readonly #followers = new Set<PassThrough>();
+  readonly #ports = new Map<number, number>();
   #mainExit: { code: number; signal?: number } | undefined;
   #finalStats: ContainerStats | undefined;
   #exit: ExitInfo | undefined;
@@ -120,6 +121,7 @@ export class Container implements AsyncDisposable {
       log('%s event %o', this.id, e);
       switch (e.type) {
         case 'created': this.pid = e.pid; break;
+        case 'port': this.#ports.set(e.port, e.hostPort); break;
         case 'started': resolveStarted(); break;
         case 'exec-failed': if (!startSettled) rejectStarted(commandNotFound(e.path, e.code)); break;
         case 'error': if (!startSettled) rejectStarted(runtimeError(e, init.rootless)); break;
@@ -163,6 +165,27 @@ export class Container implements AsyncDisposable {
     this.#exit = { exitCode: main.code, signal: signalName(main.signal), oomKilled: oomKills > 0 };
     log('%s finished %o', this.id, this.#exit);
     return this.#exit;
+  }
+
+  /** Where the test reaches a port of the sandbox: 127.0.0.1 and the forwarded host port. */
+  endpoint(port: number): { host: string; port: number } {
+    const hostPort = this.#ports.get(port);
+    if (hostPort === undefined) {
+      throw new SandboxError('PORT_NOT_FORWARDED', `port ${port} of sandbox ${this.id} is not forwarded (forwarded: ${[...this.#ports.keys()].join(', ') || 'none'})`,
+        { fix: `add it to the options: ports: [${port}]` });
+    }
+    return { host: '127.0.0.1', port: hostPort };
+  }
+
+  /** A URL for a forwarded port, e.g. url(8080) → 'http://127.0.0.1:41234'. */
+  url(port: number, scheme = 'http'): string {
+    const { host, port: hostPort } = this.endpoint(port);
+    return `${scheme}://${host}:${hostPort}`;
+  }
+
+  /** Forwarded ports: container port → host port on 127.0.0.1. */
+  get ports(): ReadonlyMap<number, number> {
+    return this.#ports;
   }
 
   /** True until the sandbox's main process has ended and it was torn down. */

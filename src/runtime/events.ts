@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 
 export type RuntimeEvent =
   | { type: 'created'; pid: number }
+  | { type: 'port'; port: number; hostPort: number }
   | { type: 'started' }
   | { type: 'exec-failed'; errno: number; code: string; path: string }
   | { type: 'exit'; code: number; signal?: number }

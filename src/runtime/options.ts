@@ -3,6 +3,8 @@
 // impossible values are refused here, before anything is created.
 import { availableParallelism } from 'node:os';
 import { InvalidOptionsError } from '../errors.ts';
+import { normalizePorts, type PortOption } from '../net/ports.ts';
+import { normalizeWaitFor, type WaitFor } from './wait.ts';
 
 export interface MountOption {
   /** Host path. */
@@ -40,6 +42,12 @@ export interface ContainerOptions {
   stopTimeout?: number;
   /** cgroup under which sandboxes' cgroups are made (relative to each hierarchy's root). Default '/vitest-container'. */
   cgroupParent?: string;
+  /** Ports inside the sandbox to reach from the test on 127.0.0.1 (the image's ExposedPorts are added). */
+  ports?: PortOption[];
+  /** When the sandbox counts as started: a log line, a port, a command, an HTTP status, the image's healthcheck. */
+  waitFor?: WaitFor | WaitFor[];
+  /** Milliseconds the waits may take. Default 60000. */
+  timeout?: number;
 }
 
 /** Smallest memory limit accepted: below it even a shell cannot start (Docker uses the same floor). */
@@ -61,11 +69,14 @@ export interface NormalizedOptions {
   tmpfsSizeBytes: number | undefined;
   stopTimeout: number;
   cgroupParent: string;
+  ports: { port: number; hostPort: number }[];
+  waitFor: WaitFor[];
+  timeout: number;
 }
 
 const KNOWN_KEYS = new Set<string>([
   'image', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
-  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent',
+  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout',
 ]);
 
 function invalid(message: string, fix?: string): never {
@@ -157,6 +168,8 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   if (typeof cgroupParent !== 'string' || !cgroupParent.startsWith('/') || cgroupParent.split('/').includes('..')) {
     invalid(`cgroupParent: "${String(cgroupParent)}" must be an absolute cgroup path without ".."`);
   }
+  const timeout = options.timeout ?? 60_000;
+  if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) invalid('timeout must be a number of milliseconds above 0');
   return {
     image,
     cmd: stringArray(options.cmd, 'cmd'),
@@ -173,5 +186,8 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
     tmpfsSizeBytes: options.tmpfsSize === undefined ? undefined : parseBytes(options.tmpfsSize, 'tmpfsSize'),
     stopTimeout,
     cgroupParent: cgroupParent.replace(/\/+$/, '') || '/',
+    ports: normalizePorts(options.ports),
+    waitFor: normalizeWaitFor(options.waitFor),
+    timeout,
   };
 }

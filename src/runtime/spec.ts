@@ -4,6 +4,7 @@
 import type { HostInfo } from './host.ts';
 import type { Identity, RuntimeImage } from './image.ts';
 import type { NormalizedOptions } from './options.ts';
+import { exposedPorts, PORTS_ANNOTATION, portsAnnotation } from '../net/ports.ts';
 
 // The set Docker and runc grant by default.
 export const DEFAULT_CAPABILITIES = [
@@ -79,6 +80,13 @@ function mapped(mappings: HostInfo['gidMappings'], id: number): boolean {
   return mappings.some((m) => id >= m.containerID && id < m.containerID + m.size);
 }
 
+/** The ports asked for, plus the ones the image exposes. */
+export function forwardedPorts(options: NormalizedOptions, image: RuntimeImage): { port: number; hostPort: number }[] {
+  const ports = [...options.ports];
+  for (const port of exposedPorts(image.config.ExposedPorts)) if (!ports.some((p) => p.port === port)) ports.push({ port, hostPort: 0 });
+  return ports;
+}
+
 export interface SpecInput {
   options: NormalizedOptions;
   image: RuntimeImage;
@@ -113,6 +121,8 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
   if (overlayOptions.length) annotations[ANNOTATIONS.overlayOptions] = overlayOptions.join(',');
   if (options.tmpfsSizeBytes) annotations[ANNOTATIONS.upperSize] = String(options.tmpfsSizeBytes);
   if (image.compose) annotations[ANNOTATIONS.compose] = image.compose;
+  const ports = forwardedPorts(options, image);
+  if (ports.length) annotations[PORTS_ANNOTATION] = portsAnnotation(ports);
   return {
     ociVersion: '1.2.0',
     process: {

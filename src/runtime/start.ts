@@ -9,6 +9,7 @@ import { loadImage } from './image.ts';
 import { normalizeOptions, type ContainerOptions } from './options.ts';
 import { reapStale, sandboxId } from './reaper.ts';
 import { buildSpec } from './spec.ts';
+import { waitUntilReady } from './wait.ts';
 
 function needsLimits(o: ReturnType<typeof normalizeOptions>): boolean {
   return o.memoryBytes !== undefined || o.cpus !== undefined || o.cpuset !== undefined || o.pids !== undefined;
@@ -73,6 +74,12 @@ export async function startContainer(options: ContainerOptions = {}): Promise<Co
       await container.started;
     } catch (err) {
       await container.wait();
+      throw err;
+    }
+    try {
+      await waitUntilReady(container, normalized.waitFor, normalized.timeout);
+    } catch (err) {
+      await container.stop({ timeout: 0 });
       throw err;
     }
     return container;
