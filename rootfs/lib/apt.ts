@@ -6,8 +6,9 @@
 // the packages a layer leaves out. With pkgCacheGen::Essential=none apt stops
 // dragging in the Essential set (dpkg, perl-base, ...), so what it prints as `Inst`
 // is exactly what this layer adds.
-import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { log, RootfsError } from './log.ts';
 
@@ -31,8 +32,10 @@ const APT_OPTS = [
 
 const UNREACHABLE = /Temporary failure resolving|Could not resolve|Could not connect|Failed to fetch|Connection timed out|Network is unreachable|Unable to connect/i;
 
+let arch: string | undefined;
 export async function hostArch(): Promise<string> {
-  return (await execa('dpkg', ['--print-architecture'])).stdout.trim();
+  arch ??= (await execa('dpkg', ['--print-architecture'])).stdout.trim();
+  return arch;
 }
 
 // apt takes an installed version to be the archive's version only when these
@@ -66,21 +69,63 @@ async function leftOutStanzas(names: string[]): Promise<string[]> {
 }
 
 /**
- * The packages (with exact versions) that installing `roots` adds on top of
- * `present`, never unpacking anything named in `leaveOut`.
+ * What apt knows: the package lists and sources. A resolution made with the same
+ * lists is still right, so it is cached under a key that includes this.
  */
-export async function resolve(roots: string[], present: Package[], leaveOut: string[], workDir: string): Promise<Package[]> {
+async function listsFingerprint(): Promise<string> {
+  const hash = createHash('sha256');
+  for (const dir of ['/var/lib/apt/lists', '/etc/apt/sources.list.d']) {
+    for (const f of (await readdir(dir).catch(() => [] as string[])).sort()) {
+      const s = await stat(join(dir, f)).catch(() => undefined);
+      if (s?.isFile()) hash.update(`${f} ${s.size} ${s.mtimeMs}\n`);
+    }
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * The packages (with exact versions) that installing `roots` adds on top of
+ * `present`, never unpacking anything named in `leaveOut`. Cached in `cacheDir`
+ * (apt needs seconds to load a status file of its own; a no-op build should not).
+ */
+export async function resolve(roots: string[], present: Package[], leaveOut: string[], cacheDir: string): Promise<Package[]> {
+  const key = createHash('sha256')
+    .update(JSON.stringify({ roots, present, leaveOut, lists: await listsFingerprint(), arch: await hostArch() }))
+    .digest('hex');
+  const cached = join(cacheDir, 'resolved', `${key}.json`);
+  const hit = await readFile(cached, 'utf8').then((t) => JSON.parse(t) as Package[], () => undefined);
+  if (hit) return hit;
+  const added = await resolveWithApt(roots, present, leaveOut, join(cacheDir, 'work', `resolve-${process.pid}-${key.slice(0, 12)}`));
+  await mkdir(dirname(cached), { recursive: true });
+  await writeFile(`${cached}.${process.pid}`, JSON.stringify(added));
+  await rename(`${cached}.${process.pid}`, cached);
+  return added;
+}
+
+async function resolveWithApt(roots: string[], present: Package[], leaveOut: string[], workDir: string): Promise<Package[]> {
   const have = new Set(present.map((p) => p.name));
   const status = [...(await presentStanzas(present)), ...(await leftOutStanzas(leaveOut.filter((n) => !have.has(n))))].join('\n\n');
   await mkdir(workDir, { recursive: true });
   const statusFile = join(workDir, 'status');
   await writeFile(statusFile, status + '\n');
-  const run = () => execa('apt-get', ['-s', ...APT_OPTS, '-o', `Dir::State::status=${statusFile}`, 'install', ...roots], { reject: false, env: { LC_ALL: 'C' } });
-  let result = await run();
-  if (result.exitCode !== 0 && /Unable to locate package|has no installation candidate/.test(result.stderr)) {
-    // Package lists missing or stale (a fresh machine): refresh once and retry.
+  try {
+    return await aptSimulate(roots, have, leaveOut, statusFile);
+  } catch (err) {
+    // Package lists missing or older than the recipe (a fresh machine): refresh once and retry.
+    if (!(err instanceof RootfsError && err.code === 'APT_UNKNOWN_PACKAGE') || updated) throw err;
     await update();
-    result = await run();
+    return await resolveWithApt(roots, present, leaveOut, workDir);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+async function aptSimulate(roots: string[], have: Set<string>, leaveOut: string[], statusFile: string): Promise<Package[]> {
+  const result = await execa('apt-get', ['-s', ...APT_OPTS, '-o', `Dir::State::status=${statusFile}`, 'install', ...roots], { reject: false, env: { LC_ALL: 'C' } });
+  if (result.exitCode !== 0 && /Unable to locate package|has no installation candidate/.test(result.stderr)) {
+    throw new RootfsError('APT_UNKNOWN_PACKAGE', `apt knows no installable ${roots.join(' ')}:\n${result.stderr.trim()}`, {
+      fix: 'check the package names (apt-cache policy NAME) and run apt-get update',
+    });
   }
   if (result.exitCode !== 0) {
     throw new RootfsError('APT_RESOLVE', `apt could not resolve ${roots.join(' ')}:\n${result.stderr.trim()}`, {

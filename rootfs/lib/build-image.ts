@@ -99,7 +99,7 @@ export async function buildImage(recipe: Recipe, opts: BuildOptions): Promise<Bu
     for (const [i, layer] of recipe.layers.entries()) {
       const present = resolved.flat();
       const leaveOut = union(recipe.layers.slice(0, i + 1).map((l) => l.leaveOut));
-      resolved.push(await resolve(layer.packages, present, leaveOut, join(work, `resolve-${i}`)));
+      resolved.push(await resolve(layer.packages, present, leaveOut, opts.cacheDir));
     }
     const key = createHash('sha256')
       .update(JSON.stringify({ builder: await builderHash(), recipe, arch, epoch: sourceDateEpoch(), packages: resolved.map((l) => l.map(pkgId)) }))
