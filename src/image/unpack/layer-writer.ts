@@ -142,7 +142,7 @@ export class LayerWriter implements TarSink {
       this.kinds.set(rel, 'dir');
     }
     if (this.opts.privileged) lchownSync(this.abs(rel), e.uid, e.gid);
-    this.dirMeta.set(rel, { mode: this.opts.privileged ? e.mode : e.mode & 0o1777 | 0o700, mtime: e.mtime });
+    this.dirMeta.set(rel, { mode: this.opts.privileged ? e.mode : e.mode & 0o3777, mtime: e.mtime });
     this.applyXattrs(this.abs(rel), e);
   }
 
