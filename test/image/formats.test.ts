@@ -6,7 +6,7 @@ import { hostPlatform } from '../../src/image/platform.ts';
 import { OciLayoutBuilder, writeImage } from './helpers/oci-builder.ts';
 import type { Compression } from './helpers/oci-builder.ts';
 import { tarArchive } from './helpers/tar-builder.ts';
-import { tempDir } from './helpers/host.ts';
+import { inOverlay, isRoot, tempDir } from './helpers/host.ts';
 
 const cacheDir = tempDir('formats-cache');
 const file = (name: string, data: string): Buffer => tarArchive([{ name, data }]);
@@ -38,6 +38,19 @@ describe('layer formats', () => {
     expect(image.lowerDirs).toHaveLength(3);
     expect(readFileSync(`${image.lowerDirs[1]}/two`, 'utf8')).toBe('2');
     expect(readFileSync(`${image.lowerDirs[2]}/one`, 'utf8')).toBe('1');
+  });
+});
+
+describe('whiteouts within one layer', () => {
+  it('a whiteout followed by a new directory of the same name hides the lower one (opaque)', async () => {
+    const dir = tempDir('wh');
+    writeImage(dir, [
+      tarArchive([{ name: 'd/', type: 'dir' }, { name: 'd/old', data: 'old' }, { name: 'gone', data: 'x' }]),
+      tarArchive([{ name: '.wh.d', data: '' }, { name: 'd/', type: 'dir' }, { name: 'd/new', data: 'new' }, { name: '.wh.gone', data: '' }]),
+    ]);
+    const image = await resolveImage(dir, { cacheDir });
+    const seen = inOverlay(image.lowerDirs, image.overlayOptions, 'ls "$ROOT/d"; ls "$ROOT"', { rootless: !isRoot });
+    expect(seen.trim().split('\n')).toEqual(['new', 'd']);
   });
 });
 

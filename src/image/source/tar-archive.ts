@@ -2,7 +2,7 @@
 // OCI layout). Members are read in place: one pass over the headers records
 // where each file's data starts, and blobs are then streamed from that range.
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ImageError } from '../../errors.ts';
 import { BLOCK, TarFormatError, decodeHeader, isZeroBlock, parsePax, utf8 } from '../tar/header.ts';
 import { normalizeEntryPath, parentOf } from '../unpack/entry-path.ts';
@@ -42,7 +42,7 @@ export class TarArchiveSource implements ImageSource {
   open(path: string): Readable {
     const m = this.lookup(path);
     if (!m) throw new ImageError('IMAGE_BLOB_MISSING', `${this.location} has no member ${path}`);
-    if (m.size === 0) return createReadStream(this.location, { start: 0, end: -1 });
+    if (m.size === 0) return Readable.from([]);
     return createReadStream(this.location, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 1 << 20 });
   }
 

@@ -136,6 +136,8 @@ export class LayerWriter implements TarSink {
 
   private dir(rel: string, e: TarEntry): void {
     this.ensureParent(rel);
+    // `.wh.d` then `d/` in one layer: d is deleted below and recreated, i.e. opaque.
+    if (this.kinds.get(rel) === 'whiteout') this.ensureDir(rel);
     if (this.kinds.get(rel) !== 'dir') {
       this.clear(rel);
       mkdirSync(this.abs(rel), 0o700);
