@@ -9,6 +9,8 @@ export default defineConfig({
   ...(rootless ? { cacheDir: join(tmpdir(), `vitest-cache-${process.getuid?.()}`) } : {}),
   test: {
     include: ['test/**/*.test.ts'],
+    // fixtures are whole projects that the runner tests start on their own
+    exclude: ['test/fixtures/**', '**/node_modules/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Sandboxes are real and cgroup limits are measured: two files at a time on a 2-core machine.

@@ -35,5 +35,12 @@ export function buildNative({ quiet = false } = {}) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  try { buildNative(); } catch (err) { console.error(err.message); process.exit(1); }
+  try {
+    buildNative();
+  } catch (err) {
+    console.error(err.message);
+    // At install time a missing compiler must not break `npm install`: the
+    // runtime tries again on first use and explains what is missing then.
+    if (!process.argv.includes('--install')) process.exit(1);
+  }
 }

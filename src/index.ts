@@ -1,1 +1,5 @@
+// vitest-environment-container: the default export is the Vitest environment
+// (`environment: 'container'`); the named exports are the API for test code.
+export { default } from './vitest/environment.ts';
+export { container } from './current.ts';
 export * from './runtime/index.ts';

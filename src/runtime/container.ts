@@ -15,6 +15,9 @@ import type { NormalizedOptions } from './options.ts';
 import type { ProcessSpec, RuntimeSpec } from './spec.ts';
 
 const log = logger('runtime');
+
+/** Every sandbox this process started and has not torn down yet: test-runner adapters stop leftovers at file end. */
+export const liveContainers: Set<Container> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.live')] ??= new Set<Container>()) as Set<Container>;
 const MAX_LOG_BYTES = 16 * 1024 * 1024;
 
 export interface ExitInfo {
@@ -93,11 +96,13 @@ export class Container implements AsyncDisposable {
   #mainExit: { code: number; signal?: number } | undefined;
   #finalStats: ContainerStats | undefined;
   #exit: ExitInfo | undefined;
+  #stopRequested = false;
   readonly #exited: Promise<ExitInfo>;
   readonly started: Promise<void>;
 
   constructor(init: ContainerInit) {
     this.#init = init;
+    liveContainers.add(this);
     this.id = init.id;
     this.hostname = init.hostname;
     this.image = init.image;
@@ -159,6 +164,7 @@ export class Container implements AsyncDisposable {
       }
     }
     rmSync(this.#init.runDir, { recursive: true, force: true });
+    liveContainers.delete(this);
     for (const f of this.#followers) f.end();
     this.#followers.clear();
     const main = this.#mainExit ?? { code: monitorCode ?? 125 };
@@ -186,6 +192,11 @@ export class Container implements AsyncDisposable {
   /** Forwarded ports: container port → host port on 127.0.0.1. */
   get ports(): ReadonlyMap<number, number> {
     return this.#ports;
+  }
+
+  /** True once stop() was called (so an exit is expected, not a failure). */
+  get stopRequested(): boolean {
+    return this.#stopRequested;
   }
 
   /** True until the sandbox's main process has ended and it was torn down. */
@@ -221,6 +232,7 @@ export class Container implements AsyncDisposable {
 
   /** Graceful stop: SIGTERM (or the image's StopSignal), then SIGKILL after stopTimeout ms. */
   async stop(options: { timeout?: number } = {}): Promise<ExitInfo> {
+    this.#stopRequested = true;
     if (!this.running) return this.#exited;
     const stopSignal = (this.image.config.StopSignal as NodeJS.Signals | undefined) ?? 'SIGTERM';
     this.kill(os.signals[stopSignal] ? stopSignal : 'SIGTERM');

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ImageError, InvalidOptionsError } from '../errors.ts';
+import { resolveImage, resolveUser } from '../image/index.ts';
 
 export interface ImageConfig {
   Env?: string[];
@@ -99,5 +100,12 @@ export async function loadImage(reference: string, rootless: boolean): Promise<R
   // The host's root has mounts below it, and a user namespace may not overlay such a tree
   // whole: rootless sandboxes get one overlay per top-level directory instead (slower to set up).
   if (reference === 'host') return rootless ? { ...hostImage, compose: 'toplevel' } : hostImage;
-  throw new InvalidOptionsError('IMAGE_NOT_SUPPORTED', `image "${reference}": only the built-in 'host' image is available in this build`);
+  const resolved = await resolveImage(reference);
+  return {
+    reference,
+    lowerDirs: resolved.lowerDirs,
+    overlayOptions: resolved.overlayOptions,
+    config: resolved.config,
+    resolveUser: (user) => resolveUser(resolved, user),
+  };
 }

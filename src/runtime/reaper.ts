@@ -19,11 +19,12 @@ function startTime(pid: number): string | undefined {
 }
 
 const self = `c${process.pid}-${startTime(process.pid) ?? 0}`;
-let seq = 0;
+// Shared by every copy of this module in the process (test runners load it more than once).
+const shared = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.ids')] ??= { seq: 0, reaped: false }) as { seq: number; reaped: boolean };
 
 /** A name that says which process owns the sandbox (pid + start time, so a reused pid does not count as alive). */
 export function sandboxId(): string {
-  return `${self}-${++seq}`;
+  return `${self}-${++shared.seq}`;
 }
 
 function ownerAlive(id: string): boolean {
@@ -32,11 +33,9 @@ function ownerAlive(id: string): boolean {
   return startTime(Number(m[1])) === m[2];
 }
 
-let reaped = false;
-
 export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, cgroupParent: string): Promise<void> {
-  if (reaped) return;
-  reaped = true;
+  if (shared.reaped) return;
+  shared.reaped = true;
   let entries: string[] = [];
   try {
     entries = readdirSync(runRoot);

@@ -3,10 +3,42 @@
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostCapabilityError } from '../../errors.ts';
+import { getXattr, setXattr } from '../../image/syscalls.ts';
 import { readKey, readNumber, readOptional, killPids, removeDir, write } from './fs.ts';
 import type { CgroupDriver, CgroupStats, Limits, SandboxCgroup } from './types.ts';
 
 const WANTED = ['memory', 'cpu', 'pids', 'cpuset'] as const;
+
+// cgroupfs has no regular files of our own: a level we created is marked with
+// an extended attribute instead (user.* on cgroup2 since Linux 5.7; trusted.*,
+// root only, before that).
+const MARKS = ['user.vitest-container', 'trusted.vitest-container'];
+
+function missingControllers(dir: string): string[] {
+  const enabled = new Set((readOptional(join(dir, 'cgroup.subtree_control')) ?? '').split(/\s+/));
+  return WANTED.filter((c) => !enabled.has(c));
+}
+
+function isOurs(dir: string): boolean {
+  return MARKS.some((name) => {
+    try {
+      return getXattr(dir, name) !== undefined;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function markOurs(dir: string): void {
+  for (const name of MARKS) {
+    try {
+      setXattr(dir, name, Buffer.from('1'));
+      return;
+    } catch {
+      // this kernel or user cannot set it: try the next; unmarked only means later runs will not change it
+    }
+  }
+}
 
 export class CgroupV2Driver implements CgroupDriver {
   readonly version = 2 as const;
@@ -18,13 +50,18 @@ export class CgroupV2Driver implements CgroupDriver {
   /** Makes the parent chain, enabling the controllers the sandboxes need on each level we own. */
   private ensureParent(parent: string): void {
     let dir = this.root;
+    let createdHere = false;
     const parts = parent.split('/').filter(Boolean);
     for (let i = 0; i <= parts.length; i++) {
-      const enabled = new Set((readOptional(join(dir, 'cgroup.subtree_control')) ?? '').split(/\s+/));
-      const available = new Set((readOptional(join(dir, 'cgroup.controllers')) ?? '').split(/\s+/));
-      const missing = WANTED.filter((c) => !enabled.has(c));
+      let missing = missingControllers(dir);
+      // A level another process of ours has just made may not be marked and enabled yet: look again briefly.
+      for (let retry = 0; missing.length && i > 0 && !createdHere && !isOurs(dir) && retry < 50; retry++) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+        missing = missingControllers(dir);
+      }
       if (missing.length) {
-        const ours = i > 0 && existsSync(join(dir, '.vitest-container'));
+        const ours = i > 0 && (createdHere || isOurs(dir));
+        const available = new Set((readOptional(join(dir, 'cgroup.controllers')) ?? '').split(/\s+/));
         const unavailable = missing.filter((c) => !available.has(c));
         if (!ours || unavailable.length) {
           throw new HostCapabilityError('CGROUP_CONTROLLERS_MISSING',
@@ -37,11 +74,15 @@ export class CgroupV2Driver implements CgroupDriver {
       }
       if (i === parts.length) break;
       dir = join(dir, parts[i]!);
-      if (!existsSync(dir)) {
+      createdHere = false;
+      try {
         mkdirSync(dir);
-        // Marks the level as ours: only such levels get their subtree_control changed.
-        write(join(dir, '.vitest-container'), '');
+        createdHere = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
+      // Marks the level as ours: only such levels get their subtree_control changed.
+      if (createdHere) markOurs(dir);
     }
   }
 

@@ -1,0 +1,73 @@
+// `environment: 'container'`: Vitest loads this package's default export.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { Environment } from 'vitest/runtime';
+import { FILE_SANDBOX } from '../current.ts';
+import type { ContainerOptions } from '../runtime/options.ts';
+import { logger } from '../log.ts';
+import { FileSandbox } from './file-sandbox.ts';
+import { onWorkerState } from './worker-state.ts';
+
+const log = logger('vitest');
+
+// The setup file sits next to this module: .ts in the repository, .js once built.
+const setupFile = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './file-setup.ts' : './file-setup.js', import.meta.url));
+
+function vitestMajor(): number {
+  try {
+    return Number((createRequire(import.meta.url)('vitest/package.json') as { version: string }).version.split('.')[0]);
+  } catch {
+    return 0;
+  }
+}
+
+function containerOptions(options: Record<string, unknown> | undefined): ContainerOptions {
+  return (options?.container ?? {}) as ContainerOptions;
+}
+
+class EnvironmentSandbox extends FileSandbox {
+  fileOptions: ContainerOptions = {};
+  configOptions: ContainerOptions = {};
+  /** The config's options with the file's docblock options over them (Vitest itself would replace them). */
+  optionsFor(_file: string): ContainerOptions {
+    const merged = { ...this.configOptions, ...this.fileOptions };
+    // env is the one option people extend per file rather than replace
+    if (this.configOptions.env && this.fileOptions.env) merged.env = { ...this.configOptions.env, ...this.fileOptions.env };
+    return merged;
+  }
+}
+
+const environment: Environment = {
+  name: 'container',
+  viteEnvironment: 'ssr',
+  async setup(global, options) {
+    const sandbox = new EnvironmentSandbox();
+    sandbox.fileOptions = containerOptions(options);
+    sandbox.configOptions = sandbox.fileOptions;
+    global[FILE_SANDBOX] = sandbox;
+    let stopWatching = () => {};
+    if (vitestMajor() === 5) {
+      stopWatching = onWorkerState((state) => {
+        sandbox.configOptions = containerOptions(state.config.environmentOptions);
+        sandbox.setRoot(state.config.root);
+        if (!state.config.setupFiles.includes(setupFile)) state.config.setupFiles = [setupFile, ...state.config.setupFiles];
+        // Start now, while Vitest loads the test file; the setup file waits for it.
+        const file = state.filepath ?? state.ctx?.files?.[0]?.filepath;
+        if (file) void sandbox.start(sandbox.optionsFor(file), file).catch(() => {});
+      });
+    } else {
+      // Not a Vitest this package knows: no merging, but a working sandbox.
+      log('unsupported Vitest major version; docblock options replace config options');
+      await sandbox.start(sandbox.fileOptions);
+    }
+    return {
+      async teardown(g) {
+        stopWatching();
+        await sandbox.teardown();
+        delete g[FILE_SANDBOX];
+      },
+    };
+  },
+};
+
+export default environment;

@@ -1,0 +1,87 @@
+// One test file's sandbox in Vitest: started from the merged options before
+// the file's first test, checked and stopped after its last.
+import { relative } from 'node:path';
+import { ContainerExitedError, OutOfMemoryError } from '../errors.ts';
+import type { FileSandboxHandle } from '../current.ts';
+import { liveContainers, type Container } from '../runtime/container.ts';
+import type { ContainerOptions } from '../runtime/options.ts';
+import { startContainer } from '../runtime/start.ts';
+import { logger } from '../log.ts';
+
+const log = logger('vitest');
+
+export interface FileResources { peakMemoryBytes: number; cpuSeconds: number; oomKills: number; image: string }
+
+function sameOptions(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function lastLines(text: string, n = 20): string {
+  return text.trimEnd().split('\n').slice(-n).map((l) => `    ${l}`).join('\n') || '    (no output)';
+}
+
+export class FileSandbox implements FileSandboxHandle {
+  container: Container | undefined;
+  ready: Promise<Container>;
+  /** Options the running container was started with. */
+  #startedWith: ContainerOptions | undefined;
+  #file: string | undefined;
+  #root = process.cwd();
+
+  constructor() {
+    this.ready = new Promise(() => {}); // replaced by start()
+  }
+
+  /** Starts (or, when the options or the file changed, restarts) the container. */
+  start(options: ContainerOptions, file?: string): Promise<Container> {
+    if (this.#startedWith && sameOptions(this.#startedWith, options) && (!file || !this.#file || file === this.#file)) return this.ready;
+    const previous = this.container;
+    this.#startedWith = options;
+    this.#file = file ?? this.#file;
+    this.container = undefined;
+    this.ready = (async () => {
+      if (previous) await previous.stop();
+      log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
+      const c = await startContainer(options);
+      this.container = c;
+      return c;
+    })();
+    this.ready.catch(() => {}); // surfaced where it is awaited
+    return this.ready;
+  }
+
+  setRoot(root: string): void {
+    this.#root = root;
+  }
+
+  /** After the file's last test: what it used, and a clear failure if the kernel killed something for memory. */
+  async finish(file: string): Promise<FileResources | undefined> {
+    const c = this.container;
+    if (!c) return undefined;
+    const stats = await c.stats().catch(() => undefined);
+    const exit = c.running ? undefined : await c.wait();
+    const where = relative(this.#root, file) || file;
+    const resources = stats && { peakMemoryBytes: stats.memory.peakBytes, cpuSeconds: stats.cpu.usageSeconds, oomKills: stats.oomKills, image: c.image.reference };
+    if ((stats && stats.oomKills > 0) || exit?.oomKilled) {
+      const limit = c.options.memoryBytes;
+      throw new OutOfMemoryError('OOM_KILLED',
+        `killed: exceeded memory limit ${limit ? `${Math.round(limit / 1024 / 1024)} MiB` : '(none set)'} while running ${where}` +
+        `${exit ? ` (the container's main process ended with code ${exit.exitCode})` : ''}\n  last output:\n${lastLines(c.logs())}`,
+        { fix: 'raise `memory` in environmentOptions.container, or find what grows in this file' });
+    }
+    if (exit && !c.stopRequested) {
+      throw new ContainerExitedError('CONTAINER_EXITED_EARLY',
+        `the container's main process exited with code ${exit.exitCode}${exit.signal ? ` (${exit.signal})` : ''} while running ${where}\n  last output:\n${lastLines(c.logs())}`,
+        exit.exitCode);
+    }
+    return resources;
+  }
+
+  /** Stops the file's container and anything the file's tests started and left running. */
+  async teardown(): Promise<void> {
+    await this.ready.catch(() => undefined);
+    await Promise.all([...liveContainers].map((c) => c.stop()));
+    this.container = undefined;
+    this.#startedWith = undefined;
+  }
+}
