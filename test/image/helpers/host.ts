@@ -4,12 +4,23 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { afterAll } from 'vitest';
+import { removeTree } from '../../../src/image/fs-util.ts';
 
 export const isRoot = process.geteuid?.() === 0;
 export const NODE = process.execPath;
 
+const created: string[] = [];
+// Temporary trees go after each test file (removeTree copes with read-only dirs);
+// VTC_KEEP_TEST_DIRS=1 keeps them for a post-mortem.
+afterAll(() => {
+  if (!process.env.VTC_KEEP_TEST_DIRS) for (const dir of created.splice(0)) removeTree(dir);
+});
+
 export function tempDir(prefix: string): string {
-  return mkdtempSync(`${tmpdir()}/vtc-${prefix}-`);
+  const dir = mkdtempSync(`${tmpdir()}/vtc-${prefix}-`);
+  created.push(dir);
+  return dir;
 }
 
 export function hasTool(name: string): boolean {
