@@ -1,7 +1,6 @@
 // Builds through the real builder, and checks through tools that are not ours:
 // skopeo and umoci read the layout, runc runs what umoci unpacks.
 import { createHash } from 'node:crypto';
-import { openSync, closeSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -93,12 +92,8 @@ export async function runcStart(bundle: string, id: string, args: (image: string
   spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'network');
   await writeFile(path, JSON.stringify(spec));
   // The container keeps runc's stdout/stderr: a file, so that no pipe waits for it.
-  const log = openSync(join(bundle, 'container.log'), 'w');
-  try {
-    await execa('runc', ['run', '--detach', '--bundle', bundle, id], { stdin: 'ignore', stdout: log, stderr: log });
-  } finally {
-    closeSync(log);
-  }
+  const log = { file: join(bundle, 'container.log'), append: true };
+  await execa('runc', ['run', '--detach', '--bundle', bundle, id], { stdin: 'ignore', stdout: log, stderr: log });
   return async () => {
     await execa('runc', ['delete', '--force', id], { reject: false });
   };

@@ -1,0 +1,45 @@
+// The Vitest surface end to end: real Vitest runs of fixture projects, and
+// what their users would see.
+import { describe, expect, test } from 'vitest';
+import { isRoot } from '../helpers/host.ts';
+import { leftoverCgroups, runVitest } from '../helpers/run-vitest.ts';
+
+describe.runIf(isRoot)("environment: 'container'", () => {
+  test('each file gets its own sandbox, ports reach it, docblock options merge over the config (2 workers)', async () => {
+    const r = await runVitest('vitest-env', ['--maxWorkers=2']);
+    expect(r.output).toMatch(/Test Files\s+3 passed \(3\)/);
+    expect(r.output).toMatch(/Tests\s+5 passed \(5\)/);
+    expect(r.code).toBe(0);
+    expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
+  });
+
+  test('the same with isolate: false: one worker runs every file, and no file sees another file\'s sandbox', async () => {
+    const r = await runVitest('vitest-env', ['--no-isolate', '--maxWorkers=1']);
+    expect(r.output).toMatch(/Tests\s+5 passed \(5\)/);
+    expect(r.code).toBe(0);
+    expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
+  });
+
+  describe('failures are reported clearly, with the file, and everything is torn down', async () => {
+    const run = runVitest('vitest-failures', ['--maxWorkers=2']);
+    test('an OOM kill names the limit and the file', async () => {
+      expect((await run).output).toMatch(/OutOfMemoryError: killed: exceeded memory limit 32 MiB while running oom\.test\.ts/);
+    });
+    test('a wait that timed out shows the last log lines', async () => {
+      expect((await run).output).toMatch(/WaitTimeoutError: timed out after 500 ms waiting for log line "ready to accept connections"\n\s+last output:\n\s+starting up\n\s+still warming/);
+    });
+    test("the container's main process exiting early shows its exit code and logs", async () => {
+      expect((await run).output).toMatch(/the container's main process exited with code 3 while running early-exit\.test\.ts\n\s+last output:\n\s+about to fail/);
+    });
+    test('a bad image names the image', async () => {
+      expect((await run).output).toMatch(/bad-image\.test\.ts[\s\S]*no\/such\/image/);
+    });
+    test('failing tests still tear down their containers, including forgotten ones', async () => {
+      const r = await run;
+      expect(r.output).toMatch(/deliberate failure inside withContainer/);
+      expect(r.output).toMatch(/Test Files\s+5 failed \(5\)/);
+      expect(r.code).toBe(1);
+      expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
+    });
+  });
+});
