@@ -17,34 +17,29 @@ export function currentHandle(): FileSandboxHandle | undefined {
   return (globalThis as Record<symbol, FileSandboxHandle | undefined>)[FILE_SANDBOX];
 }
 
-/** The current test file's container; throws a clear error outside the container environment. */
-export function currentContainer(): Container {
-  const handle = currentHandle();
-  if (!handle) {
-    throw new ContainerError('NOT_IN_CONTAINER_ENVIRONMENT', 'this test file is not running in the container environment',
-      { fix: "set environment: 'container' in vitest.config (or testEnvironment: 'vitest-environment-container/jest'), or add // @vitest-environment container to the file" });
-  }
-  if (!handle.container) {
-    throw new ContainerError('CONTAINER_NOT_READY', 'the test file\'s container is still starting', { fix: 'await container.ready() (or use it inside a test or hook)' });
-  }
-  return handle.container;
+const notInEnvironment = () => new ContainerError('NOT_IN_CONTAINER_ENVIRONMENT', 'this test file is not running in the container environment',
+  { fix: "set environment: 'container' in vitest.config (or testEnvironment: 'vitest-environment-container/jest'), or add // @vitest-environment container to the file" });
+
+export type FileContainer = Container & { ready(): Promise<Container> };
+
+/** A stand-in for the container of whatever handle `lookup` finds: every property is the live Container's. */
+export function containerProxy(lookup: () => FileSandboxHandle | undefined): FileContainer {
+  return new Proxy({} as FileContainer, {
+    get(_target, prop) {
+      const handle = lookup();
+      if (prop === 'ready') return () => (handle ? handle.ready : Promise.reject(notInEnvironment()));
+      if (prop === 'then' || typeof prop === 'symbol') return undefined; // not a thenable; no hidden protocols
+      if (!handle) throw notInEnvironment();
+      const c = handle.container;
+      if (!c) throw new ContainerError('CONTAINER_NOT_READY', "the test file's container is still starting", { fix: 'await container.ready() first' });
+      const value = Reflect.get(c, prop, c);
+      return typeof value === 'function' ? value.bind(c) : value;
+    },
+  });
 }
 
 /**
- * The test file's container. Every property is the live Container's; `await container.ready()`
- * waits until it is started (tests and hooks only run after that anyway).
+ * The current test file's container (Vitest). Every property is the live Container's;
+ * tests and hooks only run once it is started.
  */
-export const container: Container & { ready(): Promise<Container> } = new Proxy({} as Container & { ready(): Promise<Container> }, {
-  get(_target, prop) {
-    if (prop === 'ready') {
-      return () => {
-        const handle = currentHandle();
-        return handle ? handle.ready : Promise.reject(new ContainerError('NOT_IN_CONTAINER_ENVIRONMENT', 'this test file is not running in the container environment'));
-      };
-    }
-    if (prop === 'then') return undefined; // not a thenable
-    const c = currentContainer();
-    const value = Reflect.get(c, prop, c);
-    return typeof value === 'function' ? value.bind(c) : value;
-  },
-});
+export const container: FileContainer = containerProxy(currentHandle);

@@ -3,7 +3,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { constants as os } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError, type ContainerError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { SandboxCgroup, CgroupStats } from './cgroups/index.ts';
@@ -237,9 +236,13 @@ export class Container implements AsyncDisposable {
     const stopSignal = (this.image.config.StopSignal as NodeJS.Signals | undefined) ?? 'SIGTERM';
     this.kill(os.signals[stopSignal] ? stopSignal : 'SIGTERM');
     const timeout = options.timeout ?? this.options.stopTimeout;
-    const killed = await Promise.race([this.#exited.then(() => false), sleep(timeout, true)]);
-    if (killed) this.kill('SIGKILL');
-    return this.#exited;
+    // A timer that is cleared once the sandbox is gone, so it never holds the process open.
+    const killer = setTimeout(() => this.kill('SIGKILL'), timeout);
+    try {
+      return await this.#exited;
+    } finally {
+      clearTimeout(killer);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

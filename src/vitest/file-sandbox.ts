@@ -67,7 +67,7 @@ export class FileSandbox implements FileSandboxHandle {
       throw new OutOfMemoryError('OOM_KILLED',
         `killed: exceeded memory limit ${limit ? `${Math.round(limit / 1024 / 1024)} MiB` : '(none set)'} while running ${where}` +
         `${exit ? ` (the container's main process ended with code ${exit.exitCode})` : ''}\n  last output:\n${lastLines(c.logs())}`,
-        { fix: 'raise `memory` in environmentOptions.container, or find what grows in this file' });
+        { fix: 'raise the `memory` option for this file, or find what grows in it' });
     }
     if (exit && !c.stopRequested) {
       throw new ContainerExitedError('CONTAINER_EXITED_EARLY',

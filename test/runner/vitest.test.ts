@@ -2,7 +2,7 @@
 // what their users would see.
 import { describe, expect, test } from 'vitest';
 import { isRoot } from '../helpers/host.ts';
-import { leftoverCgroups, runVitest } from '../helpers/run-vitest.ts';
+import { leftoverCgroups, runVitest } from '../helpers/run-fixture.ts';
 
 describe.runIf(isRoot)("environment: 'container'", () => {
   test('each file gets its own sandbox, ports reach it, docblock options merge over the config (2 workers)', async () => {

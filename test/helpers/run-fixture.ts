@@ -1,5 +1,5 @@
-// Runs a fixture project through Vitest's CLI, as a user would, and returns
-// what it printed. Each run gets its own cgroup parent so a test can check that
+// Runs a fixture project through Vitest's or Jest's CLI, as a user would, and
+// returns what it printed. Each run gets its own cgroup parent so a test can check that
 // nothing was left behind in it.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
@@ -12,8 +12,16 @@ let runs = 0;
 export interface RunResult { code: number | null; output: string; cgroupParent: string }
 
 export function runVitest(fixture: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(fixture, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', join(repo, 'test', 'fixtures', fixture), ...args], env);
+}
+
+export function runJest(fixture: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(fixture, [join(repo, 'node_modules', 'jest', 'bin', 'jest.js'), ...args], env);
+}
+
+function run(fixture: string, argv: string[], env: Record<string, string>): Promise<RunResult> {
   const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
-  const child = spawn(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', join(repo, 'test', 'fixtures', fixture), ...args], {
+  const child = spawn(process.execPath, argv, {
     cwd: join(repo, 'test', 'fixtures', fixture),
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', VTC_CGROUP_PARENT: cgroupParent, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
