@@ -1,6 +1,9 @@
 // Builds through the real builder, and checks through tools that are not ours:
 // skopeo and umoci read the layout, runc runs what umoci unpacks.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -44,8 +47,9 @@ export interface OciConfig {
   rootfs: { type: string; diff_ids: string[] };
 }
 
+/** The config blob as skopeo finds it (raw: its parsed form drops Docker's Healthcheck). */
 export async function skopeoConfig(image: BuildResult): Promise<OciConfig> {
-  const { stdout } = await execa('skopeo', ['inspect', '--config', `oci:${image.layout}:${image.tag}`]);
+  const { stdout } = await execa('skopeo', ['inspect', '--config', '--raw', `oci:${image.layout}:${image.tag}`]);
   return JSON.parse(stdout) as OciConfig;
 }
 
@@ -91,12 +95,29 @@ export async function runcStart(bundle: string, id: string, args: (image: string
   spec.process.args = args(spec.process.args);
   spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'network');
   await writeFile(path, JSON.stringify(spec));
-  // The container keeps runc's stdout/stderr: a file, so that no pipe waits for it.
-  const log = { file: join(bundle, 'container.log'), append: true };
-  await execa('runc', ['run', '--detach', '--bundle', bundle, id], { stdin: 'ignore', stdout: log, stderr: log });
+  // The container inherits runc's stdout/stderr: a file descriptor, not a pipe that
+  // would stay open (and keep us waiting) as long as the service runs.
+  const log = openSync(join(bundle, 'container.log'), 'w');
+  try {
+    const runc = spawn('runc', ['run', '--detach', '--bundle', bundle, id], { stdio: ['ignore', log, log] });
+    const [code] = (await once(runc, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`runc run exited with ${code}: ${await readFile(join(bundle, 'container.log'), 'utf8')}`);
+  } finally {
+    closeSync(log);
+  }
   return async () => {
-    await execa('runc', ['delete', '--force', id], { reject: false });
+    await execa('runc', ['delete', '--force', id]);
   };
+}
+
+/** Fails fast, with the service's output, when the container is no longer running. */
+export async function assertRunning(id: string, bundle: string): Promise<void> {
+  const { stdout } = await execa('runc', ['state', id]);
+  const { status } = JSON.parse(stdout) as { status: string };
+  if (status !== 'running') {
+    const log = await readFile(join(bundle, 'container.log'), 'utf8').catch(() => '');
+    throw new Error(`container ${id} is ${status}; its output:\n${log}`);
+  }
 }
 
 export async function runcExec(id: string, args: string[], user?: string) {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BuildResult } from '../../rootfs/lib/build-image.ts';
-import { buildOrUnreachable, freePort, isRoot, runcExec, runcStart, skopeoConfig, umociUnpack, until } from './helpers.ts';
+import { assertRunning, buildOrUnreachable, freePort, isRoot, runcExec, runcStart, skopeoConfig, umociUnpack, until } from './helpers.ts';
 
 /** One PING over TCP from the host, without a redis client library. */
 function ping(port: number): Promise<string> {
@@ -86,7 +86,11 @@ describe.skipIf(!isRoot)('redis and postgres recipes (builds need root)', () => 
     const id = `vtc-rootfs-redis-${process.pid}`;
     const remove = await runcStart(bundle, id, (cmd) => [...cmd, '--port', String(port), '--bind', '127.0.0.1']);
     try {
-      expect(await until('redis to answer', () => ping(port).catch(() => undefined))).toBe('+PONG\r\n');
+      const answer = await until('redis to answer', async () => {
+        await assertRunning(id, bundle);
+        return ping(port).catch(() => undefined);
+      });
+      expect(answer).toBe('+PONG\r\n');
       const cli = await runcExec(id, ['redis-cli', '-p', String(port), 'ping']);
       expect(cli.stdout).toBe('PONG');
       const pid1 = await runcExec(id, ['cat', '/proc/1/status'], '0');
@@ -94,7 +98,7 @@ describe.skipIf(!isRoot)('redis and postgres recipes (builds need root)', () => 
     } finally {
       await remove();
     }
-  });
+  }, 120_000);
 
   test('postgres initializes its data dir and serves queries as user postgres, not root', async (ctx) => {
     if (!postgres) return ctx.skip('apt cannot reach its mirrors');
@@ -109,7 +113,10 @@ describe.skipIf(!isRoot)('redis and postgres recipes (builds need root)', () => 
     const id = `vtc-rootfs-postgres-${process.pid}`;
     const remove = await runcStart(bundle, id, (cmd) => [...cmd, '-p', port, '-c', 'listen_addresses=127.0.0.1']);
     try {
-      await until('pg_isready', async () => ((await runcExec(id, ['pg_isready', '-h', '127.0.0.1', '-p', port])).exitCode === 0 ? true : undefined), 60_000);
+      await until('pg_isready', async () => {
+        await assertRunning(id, bundle);
+        return (await runcExec(id, ['pg_isready', '-h', '127.0.0.1', '-p', port])).exitCode === 0 ? true : undefined;
+      }, 60_000); // initdb first, on a busy 2-core machine
       const query = await runcExec(id, ['psql', '-h', '127.0.0.1', '-p', port, '-U', 'postgres', '-Atc', 'select current_user, version()']);
       expect(query.stdout).toMatch(/^postgres\|PostgreSQL 15\./);
       const pid1 = await runcExec(id, ['cat', '/proc/1/status'], '0');
@@ -120,5 +127,5 @@ describe.skipIf(!isRoot)('redis and postgres recipes (builds need root)', () => 
     } finally {
       await remove();
     }
-  });
+  }, 120_000);
 });
