@@ -125,11 +125,32 @@ static void write_id_maps(pid_t pid, const jval *linux_) {
 
 /* ---------- run ---------- */
 
+/* Namespaces given by path are joined by the monitor before clone(), so the
+ * sandbox is born in them (a shared network, a file's worker sandbox). The
+ * user namespace goes first: it grants the rights to join the others, which
+ * is what makes this work rootless (we own that user namespace). */
+static void join_spec_namespaces(const jval *nss) {
+  static const char *const order[] = { "user", "network", "ipc", "uts", "pid", "cgroup" };
+  for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+    for (const jval *n = nss ? nss->child : NULL; n; n = n->next) {
+      const char *t = json_str(n, "type"), *path = json_str(n, "path");
+      if (!path || strcmp(t, order[o])) continue;
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) die("namespaces", path, errno, "opening the %s namespace to join", t);
+      if (setns(fd, 0) < 0) die("namespaces", path, errno, "joining the %s namespace", t);
+      close(fd);
+    }
+  for (const jval *n = nss ? nss->child : NULL; n; n = n->next)
+    if (json_str(n, "path") && !strcmp(json_str(n, "type"), "mount"))
+      die("spec", "mount", ENOTSUP, "joining an existing mount namespace is not supported");
+}
+
 typedef struct {
   jval *cfg;
   const char *bundle;
   int sync_fd;
   int ns_flags;
+  bool in_userns;
 } child_args;
 
 static void child_main(child_args *a) {
@@ -145,7 +166,7 @@ static void child_main(child_args *a) {
   const char *hostname = json_str(a->cfg, "hostname");
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) die("hostname", hostname, errno, "sethostname");
   if (a->ns_flags & CLONE_NEWNET) loopback_up();
-  rootfs_setup(a->cfg, a->bundle, a->ns_flags & CLONE_NEWUSER);
+  rootfs_setup(a->cfg, a->bundle, a->in_userns);
   rootfs_finish(a->cfg);
   (void)linux_;
   proc_spec p;
@@ -165,17 +186,18 @@ static int cmd_run(const char *bundle, int control_fd) {
   const jval *nss = json_get(linux_, "namespaces");
   for (const jval *n = nss ? nss->child : NULL; n; n = n->next) {
     const char *t = json_str(n, "type");
-    bool known = false;
+    int flag = 0;
     for (size_t i = 0; t && i < sizeof ns_types / sizeof ns_types[0]; i++)
-      if (!strcmp(t, ns_types[i].type)) { flags |= ns_types[i].flag; known = true; }
-    if (!known) die("spec", t, EINVAL, "unknown namespace type");
-    if (json_str(n, "path")) die("spec", t, ENOTSUP, "joining an existing namespace is not supported");
+      if (!strcmp(t, ns_types[i].type)) flag = ns_types[i].flag;
+    if (!flag) die("spec", t, EINVAL, "unknown namespace type");
+    if (!json_str(n, "path")) flags |= flag;
   }
+  /* Host-side listeners, made here in the host's network namespace (before joining any other); pid 1 inherits them. */
+  forward_listen(cfg);
+  join_spec_namespaces(nss);
   const char *cgroup_path = json_str(linux_, "cgroupsPath");
   int cgroup_fd = cgroup_path ? cgroup_open_v2(cgroup_path) : -1;
 
-  /* Host-side listeners, made here in the host's network namespace; pid 1 inherits them. */
-  forward_listen(cfg);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) die("run", NULL, errno, "socketpair");
   int pidfd = -1;
@@ -196,7 +218,9 @@ static int cmd_run(const char *bundle, int control_fd) {
   }
   if (pid == 0) {
     close(sv[0]);
-    child_args a = { cfg, bundle, sv[1], flags };
+    bool in_userns = false;
+    for (const jval *n = nss ? nss->child : NULL; n; n = n->next) in_userns |= !strcmp(json_str(n, "type"), "user");
+    child_args a = { cfg, bundle, sv[1], flags, in_userns };
     child_main(&a);
   }
   close(sv[1]);

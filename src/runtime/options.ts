@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { InvalidOptionsError } from '../errors.ts';
 import { normalizePorts, type PortOption } from '../net/ports.ts';
+import type { Network } from '../net/network.ts';
 import { normalizeWaitFor, type WaitFor } from './wait.ts';
 
 export interface MountOption {
@@ -48,6 +49,12 @@ export interface ContainerOptions {
   waitFor?: WaitFor | WaitFor[];
   /** Milliseconds the waits may take. Default 60000. */
   timeout?: number;
+  /** A private network shared with other sandboxes: a Network from createNetwork(), or a name (created on first use in this process). */
+  network?: Network | string;
+  /** The name other members of the network reach this sandbox by. */
+  alias?: string;
+  /** Route to the internet from the sandbox. Off by default; not available on every host (you get an error saying why). */
+  internet?: boolean;
 }
 
 /** Smallest memory limit accepted: below it even a shell cannot start (Docker uses the same floor). */
@@ -72,11 +79,14 @@ export interface NormalizedOptions {
   ports: { port: number; hostPort: number }[];
   waitFor: WaitFor[];
   timeout: number;
+  network: Network | string | undefined;
+  alias: string | undefined;
+  internet: boolean;
 }
 
 const KNOWN_KEYS = new Set<string>([
   'image', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
-  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout',
+  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout', 'network', 'alias', 'internet',
 ]);
 
 function invalid(message: string, fix?: string): never {
@@ -168,6 +178,11 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   if (typeof cgroupParent !== 'string' || !cgroupParent.startsWith('/') || cgroupParent.split('/').includes('..')) {
     invalid(`cgroupParent: "${String(cgroupParent)}" must be an absolute cgroup path without ".."`);
   }
+  if (options.network !== undefined && typeof options.network !== 'string' && (typeof options.network !== 'object' || !('addAlias' in options.network))) {
+    invalid('network must be a Network from createNetwork() or a network name');
+  }
+  if (options.alias !== undefined && options.network === undefined) invalid('alias needs a network: alias is the name other members of the network use', 'add network: createNetwork() (or a name)');
+  if (options.internet !== undefined && typeof options.internet !== 'boolean') invalid('internet must be true or false');
   const timeout = options.timeout ?? 60_000;
   if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) invalid('timeout must be a number of milliseconds above 0');
   return {
@@ -189,5 +204,8 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
     ports: normalizePorts(options.ports),
     waitFor: normalizeWaitFor(options.waitFor),
     timeout,
+    network: options.network,
+    alias: options.alias,
+    internet: options.internet ?? false,
   };
 }

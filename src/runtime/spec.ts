@@ -44,7 +44,7 @@ export interface RuntimeSpec {
   hostname: string;
   mounts: MountSpec[];
   linux: {
-    namespaces: { type: string }[];
+    namespaces: { type: string; path?: string }[];
     uidMappings?: HostInfo['uidMappings'];
     gidMappings?: HostInfo['gidMappings'];
     cgroupsPath?: string;
@@ -95,9 +95,11 @@ export interface SpecInput {
   identity: Identity;
   home: string;
   cgroupPath: string | undefined;
+  /** Namespaces to join instead of creating (a shared network). */
+  join?: { network: string; user?: string; hostsFile: string } | undefined;
 }
 
-export function buildSpec({ options, image, host, hostname, identity, home, cgroupPath }: SpecInput): RuntimeSpec {
+export function buildSpec({ options, image, host, hostname, identity, home, cgroupPath, join }: SpecInput): RuntimeSpec {
   const caps = DEFAULT_CAPABILITIES;
   // devpts wants a tty group; in a user namespace it must be a mapped gid.
   const ttyGroup = !host.rootless || mapped(host.gidMappings, 5) ? ['gid=5'] : [];
@@ -109,6 +111,7 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+    ...(join ? [{ destination: '/etc/hosts', type: 'bind', source: join.hostsFile, options: ['bind', 'ro'] }] : []),
     ...options.mounts.map((m) => ({
       destination: m.target, type: 'bind', source: m.source,
       options: ['rbind', m.readonly ? 'ro' : 'rw'],
@@ -138,10 +141,11 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
     mounts,
     linux: {
       namespaces: [
-        { type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' },
-        ...(host.rootless ? [{ type: 'user' }] : []),
+        { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' },
+        join ? { type: 'network', path: join.network } : { type: 'network' },
+        ...(join?.user ? [{ type: 'user', path: join.user }] : host.rootless ? [{ type: 'user' }] : []),
       ],
-      ...(host.rootless ? { uidMappings: host.uidMappings, gidMappings: host.gidMappings } : {}),
+      ...(host.rootless && !join?.user ? { uidMappings: host.uidMappings, gidMappings: host.gidMappings } : {}),
       ...(cgroupPath ? { cgroupsPath: cgroupPath } : {}),
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,

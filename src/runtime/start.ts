@@ -10,6 +10,7 @@ import { normalizeOptions, type ContainerOptions } from './options.ts';
 import { reapStale, sandboxId } from './reaper.ts';
 import { buildSpec } from './spec.ts';
 import { waitUntilReady } from './wait.ts';
+import { Network, networkNamed } from '../net/network.ts';
 
 function needsLimits(o: ReturnType<typeof normalizeOptions>): boolean {
   return o.memoryBytes !== undefined || o.cpus !== undefined || o.cpuset !== undefined || o.pids !== undefined;
@@ -57,14 +58,22 @@ export async function startContainer(options: ContainerOptions = {}): Promise<Co
   const image = await loadImage(normalized.image, host.rootless);
   const user = normalized.user ?? image.config.User;
   const identity = user ? await image.resolveUser(user) : { uid: 0, gid: 0, additionalGids: [] };
+  if (normalized.internet) {
+    throw new HostCapabilityError('INTERNET_UNAVAILABLE', 'internet access from a sandbox is not available: sandboxes get private networks only (no route out, no host network changes)',
+      { fix: 'reach outside services through a bind-mounted socket, or run them as sandboxes on the same network' });
+  }
+  const network = normalized.network === undefined ? undefined
+    : normalized.network instanceof Network ? normalized.network : await networkNamed(normalized.network, pauseSandbox);
+  if (normalized.alias) network!.addAlias(normalized.alias);
   const id = sandboxId();
-  const hostname = normalized.hostname ?? `sbx-${id.slice(id.lastIndexOf('-') + 1)}-${process.pid}`;
+  const hostname = normalized.hostname ?? normalized.alias ?? `sbx-${id.slice(id.lastIndexOf('-') + 1)}-${process.pid}`;
   const runDir = join(host.runRoot, id);
   mkdirSync(join(runDir, 'rootfs'), { recursive: true, mode: 0o700 });
   let cgroup: SandboxCgroup | undefined;
   try {
     cgroup = createCgroup(normalized, id, host.rootless);
-    const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path });
+    const shared = network && { ...network.namespaces(host.rootless), hostsFile: network.hostsFile };
+    const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared });
     writeFileSync(join(runDir, 'config.json'), JSON.stringify(spec));
     const container = new Container({
       id, hostname, image, options: normalized, spec, runDir, cgroup, rootless: host.rootless,
@@ -88,6 +97,16 @@ export async function startContainer(options: ContainerOptions = {}): Promise<Co
     rmSync(runDir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The sandbox that holds a network's namespace open: nothing but a sleeping process. */
+function pauseSandbox(options: { cmd: string[]; hostname: string }): Promise<Container> {
+  return startContainer({ image: 'host', ...options });
+}
+
+/** A private network: sandboxes started with `network` set to it reach each other by `alias`. */
+export function createNetwork(name?: string): Promise<Network> {
+  return networkNamed(name, pauseSandbox);
 }
 
 /** Runs fn with a fresh sandbox and tears it down afterwards, even when fn throws. */

@@ -7,6 +7,7 @@ import { liveContainers, type Container } from '../runtime/container.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
 import { startContainer } from '../runtime/start.ts';
 import { logger } from '../log.ts';
+import { namedNetworks } from '../net/network.ts';
 
 const log = logger('vitest');
 
@@ -81,6 +82,8 @@ export class FileSandbox implements FileSandboxHandle {
   async teardown(): Promise<void> {
     await this.ready.catch(() => undefined);
     await Promise.all([...liveContainers].map((c) => c.stop()));
+    // Networks named in options belong to the file that used them.
+    await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
     this.container = undefined;
     this.#startedWith = undefined;
   }

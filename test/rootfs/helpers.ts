@@ -10,10 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
-import { AptUnreachableError } from '../../rootfs/lib/apt.ts';
-import { buildImage, type BuildOptions, type BuildResult } from '../../rootfs/lib/build-image.ts';
-import { DEFAULT_CACHE_DIR, DEFAULT_OUT_DIR, loadRecipe } from '../../rootfs/lib/load-recipe.ts';
-import { setQuiet } from '../../rootfs/lib/log.ts';
+import { AptUnreachableError, ensureImage, setQuiet, type BuildOptions, type BuildResult } from '../../rootfs/index.ts';
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -24,7 +21,7 @@ export const isRoot = process.getuid?.() === 0;
 export async function buildOrUnreachable(recipe: string, opts: Partial<BuildOptions> = {}): Promise<BuildResult | undefined> {
   setQuiet(true);
   try {
-    return await buildImage(await loadRecipe(recipe), { outDir: DEFAULT_OUT_DIR, cacheDir: DEFAULT_CACHE_DIR, ...opts });
+    return await ensureImage(recipe, opts);
   } catch (err) {
     if (err instanceof AptUnreachableError) return undefined;
     throw err;

@@ -42,7 +42,7 @@ test.runIf(isRoot && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes a
     const r = spawnSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--',
       'env', '-i', `HOME=${home}`, `USER=${user.name}`, `PATH=${nodeBin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, 'VTC_ROOTLESS_LANE=1', 'VTC_LEAK_CYCLES=200',
       join(root, 'node_modules', '.bin', 'vitest'), 'run', '--configLoader', 'native', '--root', root,
-      'test/runtime/sandbox.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/limits-rootless.test.ts'], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+      'test/runtime/sandbox.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/limits-rootless.test.ts', 'test/runtime/network.test.ts'], { cwd: root, encoding: 'utf8', timeout: 240_000 });
     const output = `${r.stdout}\n${r.stderr}`;
     expect(r.status, output).toBe(0);
     expect(output).toMatch(/Tests\s+.*\d+ passed/);

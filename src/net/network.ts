@@ -1,0 +1,98 @@
+// Private networks shared by several sandboxes. A network is one network
+// namespace, held open by a small pause sandbox; members are started inside it
+// and reach each other by alias (every member's /etc/hosts is the network's
+// hosts file, bound read-only and rewritten in place as members join).
+// Members share loopback like the containers of a Kubernetes pod: two members
+// cannot listen on the same port. Nothing outside the namespace reaches in,
+// and there is no route out.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidOptionsError } from '../errors.ts';
+import type { Container } from '../runtime/container.ts';
+
+export interface NetworkNamespaces {
+  network: string;
+  /** Set when sandboxes are rootless: members join the pause sandbox's user namespace, which grants joining its network. */
+  user?: string;
+}
+
+type Starter = (options: { cmd: string[]; hostname: string }) => Promise<Container>;
+
+const ALIAS = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+export class Network implements AsyncDisposable {
+  readonly name: string;
+  readonly #pause: Container;
+  readonly #dir: string;
+  readonly #aliases = new Set<string>();
+  #removed = false;
+
+  constructor(name: string, pause: Container) {
+    this.name = name;
+    this.#pause = pause;
+    this.#dir = mkdtempSync(join(tmpdir(), 'vtc-net-'));
+    this.#writeHosts();
+  }
+
+  static async create(name: string, start: Starter): Promise<Network> {
+    const pause = await start({ cmd: ['sleep', 'infinity'], hostname: name });
+    return new Network(name, pause);
+  }
+
+  get hostsFile(): string {
+    return join(this.#dir, 'hosts');
+  }
+
+  get removed(): boolean {
+    return this.#removed;
+  }
+
+  namespaces(rootless: boolean): NetworkNamespaces {
+    const pid = this.#pause.pid;
+    return { network: `/proc/${pid}/ns/net`, ...(rootless ? { user: `/proc/${pid}/ns/user` } : {}) };
+  }
+
+  /** Makes alias resolve (to the shared loopback) in every member, present and future. */
+  addAlias(alias: string): void {
+    if (!ALIAS.test(alias)) throw new InvalidOptionsError('INVALID_OPTIONS', `alias: "${alias}" is not a valid host name`);
+    this.#aliases.add(alias);
+    this.#writeHosts();
+  }
+
+  #writeHosts(): void {
+    // Same file, rewritten in place: the members' bind mounts see the new names at once.
+    const names = ['localhost', ...this.#aliases].join(' ');
+    writeFileSync(this.hostsFile, `127.0.0.1\t${names}\n::1\t${names}\n`, { mode: 0o644 });
+  }
+
+  async remove(): Promise<void> {
+    if (this.#removed) return;
+    this.#removed = true;
+    networks.delete(this.name);
+    await this.#pause.stop({ timeout: 0 });
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.remove();
+  }
+}
+
+/** Networks by name, shared by everything in this process (options given as JSON name them). */
+const networks: Map<string, Network> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.networks')] ??= new Map<string, Network>()) as Map<string, Network>;
+
+export function namedNetworks(): Map<string, Network> {
+  return networks;
+}
+
+let anonymous = 0;
+
+export async function networkNamed(name: string | undefined, start: Starter): Promise<Network> {
+  const key = name ?? `net-${process.pid}-${++anonymous}`;
+  const existing = networks.get(key);
+  if (existing && !existing.removed) return existing;
+  const network = await Network.create(key, start);
+  networks.set(key, network);
+  return network;
+}
