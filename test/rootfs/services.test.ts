@@ -21,15 +21,17 @@ function ping(port: number): Promise<string> {
   });
 }
 
-describe.skipIf(!isRoot)('redis and postgres recipes (builds need root)', () => {
+describe.skipIf(!isRoot)('redis, postgres and example recipes (builds need root)', () => {
   let dir: string;
   let redis: BuildResult | undefined;
   let postgres: BuildResult | undefined;
+  let example: BuildResult | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rootfs-services-'));
     redis = await buildOrUnreachable('redis');
     postgres = await buildOrUnreachable('postgres');
+    example = await buildOrUnreachable('example');
   }, 900_000);
 
   afterAll(async () => {
@@ -124,6 +126,28 @@ describe.skipIf(!isRoot)('redis and postgres recipes (builds need root)', () => 
       expect(pid1.stdout).toMatch(/^Name:\s+postgres$/m);
       // The entrypoint's initdb ran: a cluster in PGDATA, open to TCP clients.
       expect((await runcExec(id, ['cat', '/var/lib/postgresql/data/PG_VERSION'])).stdout).toBe('15');
+    } finally {
+      await remove();
+    }
+  }, 120_000);
+
+  test('the example recipe (memcached) runs as user memcache and answers', async (ctx) => {
+    if (!example) return ctx.skip('apt cannot reach its mirrors');
+    expect(example.layers[1]!.digest).toBe(redis?.layers[1]!.digest);
+    const bundle = join(dir, 'example');
+    await umociUnpack(example, bundle);
+    const port = String(await freePort());
+    const id = `vtc-rootfs-example-${process.pid}`;
+    const remove = await runcStart(bundle, id, () => ['memcached', `--port=${port}`, '--listen=127.0.0.1', '--udp-port=0']);
+    try {
+      // busybox's nc, as the image's healthcheck uses it.
+      const version = await until('memcached to answer', async () => {
+        await assertRunning(id, bundle);
+        const r = await runcExec(id, ['sh', '-c', `echo version | nc -w 1 127.0.0.1 ${port}`]);
+        return r.stdout.startsWith('VERSION') ? r.stdout : undefined;
+      });
+      expect(version).toMatch(/^VERSION 1\./);
+      expect((await runcExec(id, ['cat', '/proc/1/status'], '0')).stdout).toMatch(/^Uid:\s+999\s/m);
     } finally {
       await remove();
     }
