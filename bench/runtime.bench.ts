@@ -1,0 +1,398 @@
+// Sandbox lifecycle and exec latency: our runtime against crun, runc,
+// bubblewrap and podman, in one run, interleaved round-robin, as ratios.
+//
+//   npm run bench                       (builds native/ first)
+//   node_modules/node/bin/node bench/runtime.bench.ts [--rounds 200] [--warmup 20]
+//       [--exec-rounds 200] [--podman-every 5] [--tools ours,crun,runc,bwrap,bwrap-ovl,podman]
+//       [--no-write]
+//
+// Lifecycle = start a sandbox with pid, net, ipc, uts, mount and cgroup
+// namespaces, a fresh writable overlay over the same read-only busybox rootfs,
+// memory/CPU/pids limits, run /bin/true, wait, tear down. Needs root. See
+// bench/README.md for what each contender does exactly.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startContainer, type Container } from '../src/runtime/index.ts';
+import { benchCgroups, removeBenchCgroups } from './peers/cgroups.ts';
+import { Driver } from './peers/client.ts';
+import type { DriverOptions, ExecTool, MemoryInfo, PeerTool } from './peers/protocol.ts';
+import { buildRootfs } from './peers/rootfs.ts';
+import { mib, ms, ratio, summarize, type Summary } from './peers/stats.ts';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+
+// ---------- options ----------
+
+const argv = process.argv.slice(2);
+function arg(name: string, fallback: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
+}
+const ROUNDS = Number(arg('rounds', '200'));
+const WARMUP = Number(arg('warmup', '20'));
+const EXEC_ROUNDS = Number(arg('exec-rounds', '200'));
+const PODMAN_EVERY = Math.max(1, Number(arg('podman-every', '5')));
+const WRITE = !argv.includes('--no-write');
+const ALL_TOOLS = ['ours', 'crun', 'runc', 'bwrap', 'bwrap-ovl', 'podman'] as const;
+type Tool = (typeof ALL_TOOLS)[number];
+const wanted = new Set(arg('tools', ALL_TOOLS.join(',')).split(',').map((s) => s.trim()));
+const LIMITS = { memory: '64m', memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pids: 64 };
+
+if (process.getuid?.() !== 0) {
+  console.error('runtime.bench.ts needs root: crun, runc and podman with cgroup limits, and the overlay mounts for the peers.');
+  process.exit(1);
+}
+
+// ---------- host and tools ----------
+
+function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+function version(tool: string): string {
+  const r = spawnSync(tool, ['--version'], { encoding: 'utf8' });
+  return (r.stdout || r.stderr || '').split('\n')[0]!.trim();
+}
+
+const PACKAGES: Record<string, string> = { crun: 'crun', runc: 'runc', bwrap: 'bubblewrap', podman: 'podman' };
+/** Why a contender is not in the table (not installed, failed to set up, failed while running). */
+const skipped = new Map<Tool | string, string>();
+const notes: string[] = [];
+const setupInfo = new Map<string, string>();
+
+const tools: Tool[] = [];
+for (const tool of ALL_TOOLS) {
+  if (!wanted.has(tool)) continue;
+  const binary = tool === 'bwrap-ovl' ? 'bwrap' : tool;
+  if (tool !== 'ours' && !have(binary)) {
+    skipped.set(tool, `\`${binary}\` is not installed (apt-get install -y ${PACKAGES[binary]})`);
+    continue;
+  }
+  tools.push(tool);
+}
+
+const versions: Record<string, string> = {
+  node: process.version,
+  kernel: release(),
+  ...Object.fromEntries(['crun', 'runc', 'bwrap', 'podman'].filter(have).map((t) => [t, version(t)])),
+};
+
+// ---------- work dir, rootfs, drivers ----------
+
+const stale = removeBenchCgroups();
+if (stale.length) throw new Error(`cannot remove stale bench cgroups: ${stale.join(', ')}`);
+const work = mkdtempSync(join(tmpdir(), 'vtc-runtime-bench-'));
+const ROOTFS = join(work, 'rootfs');
+const loadBefore = loadavg();
+let drivers: Driver[] = [];
+
+function driverOptions(extra: Partial<DriverOptions>): DriverOptions {
+  return { work, rootfs: ROOTFS, noUnified: false, privateState: false, memoryBytes: LIMITS.memoryBytes, cpus: LIMITS.cpus, pids: LIMITS.pids, ...extra };
+}
+
+/** Which driver (mount namespace) runs which peer. */
+const driverFor = new Map<PeerTool | `${ExecTool}-exec`, Driver>();
+
+async function cleanup(): Promise<string[]> {
+  const problems: string[] = [];
+  await Promise.all(drivers.map((d) => d.close()));
+  drivers = [];
+  problems.push(...removeBenchCgroups().map((d) => `cgroup left: ${d}`));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(work));
+  if (mounts.length) problems.push(`mounts left in the host namespace: ${mounts.join('; ')}`);
+  else rmSync(work, { recursive: true, force: true });
+  return problems;
+}
+
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`\n${sig}: cleaning up…`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------- measurement ----------
+
+type Samples = Map<string, (number | undefined)[]>;
+
+async function oursLifecycle(): Promise<void> {
+  const c = await startContainer({ image: `rootfs:${ROOTFS}`, memory: LIMITS.memory, cpus: LIMITS.cpus, pids: LIMITS.pids, cmd: ['/bin/true'] });
+  const exit = await c.wait();
+  if (exit.exitCode !== 0) throw new Error(`ours: /bin/true exited ${exit.exitCode}: ${c.logs().slice(-500)}`);
+}
+
+/** One timed lifecycle; undefined when the tool failed (it is then dropped after 3 failures). */
+async function lifecycle(tool: Tool, i: number): Promise<number> {
+  if (tool === 'ours') {
+    const t0 = performance.now();
+    await oursLifecycle();
+    return performance.now() - t0;
+  }
+  const r = await driverFor.get(tool)!.request({ op: 'run', tool, i });
+  if (!r.ok) throw new Error(r.error);
+  return r.ms!;
+}
+
+function rotate<T>(xs: T[], by: number): T[] {
+  const k = by % (xs.length || 1);
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+async function rounds<T extends string>(label: string, contenders: T[], n: number, warmup: number,
+  once: (tool: T, i: number) => Promise<number>, every: (tool: T) => number = () => 1): Promise<Samples> {
+  const samples: Samples = new Map(contenders.map((t) => [t, []]));
+  const failures = new Map<T, number>();
+  let live = [...contenders];
+  let i = 0;
+  const started = performance.now();
+  for (let round = -warmup; round < n && !interrupted; round++) {
+    // Rotating the order each round spreads the machine's noise (and any
+    // after-effects of the previous contender) evenly over everyone.
+    for (const tool of rotate(live, round + warmup)) {
+      if (round % every(tool) !== 0) continue;
+      let t: number | undefined;
+      try {
+        t = await once(tool, i++);
+      } catch (err) {
+        const f = (failures.get(tool) ?? 0) + 1;
+        failures.set(tool, f);
+        console.error(`${label} ${tool}: ${(err as Error).message}`);
+        if (f >= 3) {
+          skipped.set(`${label}:${tool}`, `failed 3 times, last: ${(err as Error).message.slice(0, 400)}`);
+          live = live.filter((x) => x !== tool);
+        }
+      }
+      if (round >= 0) samples.get(tool)![round] = t; // indexed by round, for paired ratios
+    }
+    if (round >= 0 && (round + 1) % 50 === 0) process.stderr.write(`${label}: ${round + 1}/${n} rounds (${((performance.now() - started) / 1000).toFixed(0)} s)\n`);
+  }
+  return samples;
+}
+
+const defined = (xs: (number | undefined)[] | undefined): number[] => (xs ?? []).filter((x): x is number => x !== undefined);
+
+/** Median over rounds of ours[r] / tool[r]: each ratio's two samples saw the same moment's noise. */
+function pairedRatio(samples: Samples, ours: string, tool: string): number {
+  const a = samples.get(ours) ?? [], b = samples.get(tool) ?? [];
+  const rs: number[] = [];
+  for (let r = 0; r < Math.min(a.length, b.length); r++) if (a[r] !== undefined && b[r] !== undefined) rs.push(a[r]! / b[r]!);
+  return summarize(rs).p50;
+}
+
+// ---------- run ----------
+
+const DESCRIPTIONS: Record<string, string> = {
+  ours: '`startContainer({ image: "rootfs:…", memory: "64m", cpus: 0.5, pids: 64, cmd: ["/bin/true"] })` + `wait()`',
+  crun: 'tmpfs+overlay mount(2), config.json, `crun run`, umount (cgroupfs v1, /sys/fs/cgroup/unified hidden)',
+  runc: 'tmpfs+overlay mount(2), config.json, `runc run`, umount (hybrid host as is)',
+  bwrap: '`bwrap --unshare-all --die-with-parent --ro-bind ROOTFS /` (no writable layer, no cgroup)',
+  'bwrap-ovl': 'tmpfs+overlay mount(2), `bwrap --unshare-all --bind MERGED /`, umount (no cgroup)',
+  podman: '`podman run --rm --network none --memory 64m --cpus 0.5 --pids-limit 64` (cgroupfs, crun)',
+};
+
+let lifecycleSamples: Samples = new Map();
+let execSamples: Samples = new Map();
+const memory: { tool: string; sandbox?: MemoryInfo; monitorRssBytes?: number; initRssBytes?: number; note?: string }[] = [];
+let problems: string[] = [];
+const wallStart = performance.now();
+
+try {
+  buildRootfs(ROOTFS);
+  const groups: { name: string; peers: PeerTool[]; options: Partial<DriverOptions> }[] = [
+    // runc handles hybrid hosts itself: it sees the host as it is.
+    { name: 'hybrid', peers: ['runc', 'bwrap', 'bwrap-ovl'], options: {} },
+    { name: 'crun', peers: ['crun'], options: { noUnified: true } },
+    { name: 'podman', peers: ['podman'], options: { noUnified: true, privateState: true } },
+  ];
+  for (const g of groups) {
+    const peers = g.peers.filter((p) => tools.includes(p));
+    if (!peers.length) continue;
+    const d = new Driver(g.name, driverOptions(g.options));
+    drivers.push(d);
+    await d.ready();
+    for (const p of peers) driverFor.set(p, d);
+  }
+  if (tools.includes('crun')) driverFor.set('crun-exec', driverFor.get('crun')!);
+  if (tools.includes('runc')) driverFor.set('runc-exec', driverFor.get('runc')!);
+
+  // Set up and probe each peer once; one that cannot run here is reported, not faked.
+  const lifecycleTools: Tool[] = [];
+  for (const tool of tools) {
+    try {
+      if (tool !== 'ours') {
+        const s = await driverFor.get(tool)!.request({ op: 'setup', tool });
+        if (!s.ok) throw new Error(s.error);
+        if (s.info) setupInfo.set(tool, s.info);
+      }
+      await lifecycle(tool, 1_000_000 + lifecycleTools.length);
+      lifecycleTools.push(tool);
+    } catch (err) {
+      skipped.set(tool, (err as Error).message.slice(0, 600));
+      console.error(`skipping ${tool}: ${(err as Error).message}`);
+    }
+  }
+  console.error(`lifecycle: ${lifecycleTools.join(', ')}; ${ROUNDS} rounds after ${WARMUP} warm-up rounds${lifecycleTools.includes('podman') ? `, podman every ${PODMAN_EVERY === 1 ? '' : `${PODMAN_EVERY}th `}round` : ''}`);
+  lifecycleSamples = await rounds('lifecycle', lifecycleTools, ROUNDS, WARMUP, lifecycle, (t) => (t === 'podman' ? PODMAN_EVERY : 1));
+  const leftovers = benchCgroups().filter((d) => /\/(crun|runc)-\d+$/.test(d) || /\/podman\/libpod-/.test(d));
+  if (leftovers.length) notes.push(`cgroups the peers left after their runs (removed by the bench): ${leftovers.join(', ')}`);
+
+  // ---------- exec ----------
+  const execTools: string[] = [];
+  const running: Container[] = [];
+  if (tools.includes('ours')) {
+    // As a test would: a sandbox without limits (no cgroup to join) …
+    running.push(await startContainer({ image: `rootfs:${ROOTFS}`, cmd: ['/bin/sleep', '1000'] }));
+    // … and one with the lifecycle's limits, like the peers' long-running containers.
+    running.push(await startContainer({ image: `rootfs:${ROOTFS}`, memory: LIMITS.memory, cpus: LIMITS.cpus, pids: LIMITS.pids, cmd: ['/bin/sleep', '1000'] }));
+    execTools.push('ours', 'ours-limits');
+  }
+  for (const tool of ['crun', 'runc'] as ExecTool[]) {
+    if (!lifecycleTools.includes(tool)) continue;
+    const r = await driverFor.get(`${tool}-exec`)!.request({ op: 'exec-setup', tool });
+    if (!r.ok) {
+      skipped.set(`exec:${tool}`, r.error.slice(0, 600));
+      continue;
+    }
+    setupInfo.set(`${tool}-exec`, r.info ?? '');
+    execTools.push(`${tool}-exec`);
+  }
+  const execOnce = async (tool: string): Promise<number> => {
+    if (tool === 'ours' || tool === 'ours-limits') {
+      const c = running[tool === 'ours' ? 0 : 1]!;
+      const t0 = performance.now();
+      const r = await c.exec(['/bin/true']);
+      const t = performance.now() - t0;
+      if (r.exitCode !== 0) throw new Error(`exec exited ${r.exitCode}: ${r.stderr}`);
+      return t;
+    }
+    const peer = tool.replace(/-exec$/, '') as ExecTool;
+    const r = await driverFor.get(`${peer}-exec`)!.request({ op: 'exec', tool: peer });
+    if (!r.ok) throw new Error(r.error);
+    return r.ms!;
+  };
+  console.error(`exec: ${execTools.join(', ')}; ${EXEC_ROUNDS} rounds after ${WARMUP} warm-up rounds`);
+  execSamples = await rounds('exec', execTools, EXEC_ROUNDS, WARMUP, execOnce);
+
+  // ---------- memory of a sleeping sandbox (the limits one) ----------
+  const rss = (pid: number): number | undefined => {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const ppid = (pid: number): number => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  };
+  const limited = running[1];
+  if (limited) {
+    const s = await limited.stats();
+    memory.push({
+      tool: 'ours',
+      sandbox: { usageBytes: s.memory.currentBytes, maxUsageBytes: s.memory.peakBytes, processes: s.pids.current + 1 },
+      monitorRssBytes: rss(ppid(limited.pid)),
+      initRssBytes: rss(limited.pid),
+      note: 'cgroup: our pid 1 (init) + sleep + the tmpfs upper layer; monitor: the vtc-runtime process outside the sandbox',
+    });
+  }
+  for (const tool of ['crun', 'runc'] as ExecTool[]) {
+    if (!execTools.includes(`${tool}-exec`)) continue;
+    const r = await driverFor.get(`${tool}-exec`)!.request({ op: 'mem', tool });
+    if (r.ok) memory.push({ tool, sandbox: r.mem, note: `cgroup: sleep (as the container's pid 1); no monitor process after \`${tool} run --detach\`` });
+  }
+  for (const c of running) await c.stop({ timeout: 1000 });
+  for (const tool of ['crun', 'runc'] as ExecTool[]) {
+    if (execTools.includes(`${tool}-exec`)) await driverFor.get(`${tool}-exec`)!.request({ op: 'exec-teardown', tool });
+  }
+} finally {
+  problems = await cleanup();
+}
+
+// ---------- report ----------
+
+const loadAfter = loadavg();
+const summaries = new Map<string, Summary>([...lifecycleSamples].map(([t, xs]) => [t, summarize(defined(xs))]));
+const execSummaries = new Map<string, Summary>([...execSamples].map(([t, xs]) => [t, summarize(defined(xs))]));
+const ours = summaries.get('ours');
+const lines: string[] = [];
+const out = (s = ''): void => void lines.push(s);
+const date = new Date().toISOString().slice(0, 10);
+
+out(`# Sandbox runtime benchmark, ${date}`);
+out();
+out(`Host: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${versions.kernel}, ${versions.node}; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after (other work was running).`);
+out(`Versions: ${['crun', 'runc', 'bwrap', 'podman'].filter((t) => versions[t]).map((t) => `${versions[t]}`).join('; ')}.`);
+out(`Rootfs: static busybox tree (${ROOTFS.replace(work, '<tmp>')}), read-only lower layer for everyone. Limits: memory 64 MiB (no swap), 0.5 CPU, 64 pids (bwrap: none).`);
+out(`Method: ${ROUNDS} rounds after ${WARMUP} warm-up rounds, contenders interleaved round-robin (order rotated each round)${summaries.has('podman') ? `, podman in every ${PODMAN_EVERY === 1 ? '' : `${PODMAN_EVERY}th `}round` : ''}; wall time per iteration; ${((performance.now() - wallStart) / 1000).toFixed(0)} s in all.`);
+out();
+out('## Lifecycle: start, /bin/true, wait, tear down');
+out();
+out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours/it (p50) | ours/it (mean) | ours/it (paired) |');
+out('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const [tool, s] of summaries) {
+  const own = tool === 'ours';
+  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${own ? '' : ratio(ours?.p50 ?? NaN, s.p50)} | ${own ? '' : ratio(ours?.mean ?? NaN, s.mean)} | ${own ? '' : ratio(pairedRatio(lifecycleSamples, 'ours', tool), 1)} |`);
+}
+out();
+out('"paired": median over rounds of ours/peer from the same round (robust to load that comes and goes).');
+out();
+for (const [tool, what] of Object.entries(DESCRIPTIONS)) if (summaries.has(tool)) out(`- **${tool}**: ${what}${setupInfo.get(tool) ? `; ${setupInfo.get(tool)}` : ''}`);
+out();
+out('## Exec into a running sandbox: /bin/true');
+out();
+out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours-limits/it (p50) |');
+out('|---|---:|---:|---:|---:|---:|---:|');
+const oursLimitsExec = execSummaries.get('ours-limits');
+for (const [tool, s] of execSummaries) {
+  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${tool.startsWith('ours') ? '' : ratio(oursLimitsExec?.p50 ?? NaN, s.p50)} |`);
+}
+out();
+out('- **ours**: `c.exec(["/bin/true"])` on `startContainer({ image, cmd: ["/bin/sleep", "1000"] })` (no limits, so no cgroup to join)');
+out('- **ours-limits**: the same on a sandbox with the lifecycle\'s limits (exec joins its cgroups)');
+for (const t of ['crun-exec', 'runc-exec']) if (setupInfo.has(t)) out(`- **${t}**: ${setupInfo.get(t)}`);
+if (memory.length) {
+  out();
+  out('## Memory of a sleeping sandbox (/bin/sleep, limits on)');
+  out();
+  out('| contender | cgroup usage MiB | cgroup max usage MiB | processes in cgroup | host-side monitor RSS MiB | sandbox pid 1 RSS MiB |');
+  out('|---|---:|---:|---:|---:|---:|');
+  for (const m of memory) out(`| ${m.tool} | ${mib(m.sandbox?.usageBytes)} | ${mib(m.sandbox?.maxUsageBytes)} | ${m.sandbox?.processes ?? '–'} | ${mib(m.monitorRssBytes)} | ${mib(m.initRssBytes)} |`);
+  out();
+  for (const m of memory) if (m.note) out(`- ${m.tool}: ${m.note}`);
+}
+out();
+out('## Targets (issue 2)');
+out();
+const check = (okay: boolean | undefined): string => (okay === undefined ? 'n/a' : okay ? 'met' : 'missed');
+const crunP50 = summaries.get('crun')?.p50, bwrapP50 = summaries.get('bwrap')?.p50, execP50 = execSummaries.get('ours')?.p50;
+out(`- ours p50 ≤ 6 ms: ${ms(ours?.p50 ?? NaN)} ms, ${check(ours ? ours.p50 <= 6 : undefined)}`);
+out(`- ours ≤ 0.35× crun (p50): ${ratio(ours?.p50 ?? NaN, crunP50 ?? NaN)}, ${check(ours && crunP50 ? ours.p50 / crunP50 <= 0.35 : undefined)}`);
+out(`- ours ≤ 1.6× bwrap (p50): ${ratio(ours?.p50 ?? NaN, bwrapP50 ?? NaN)}, ${check(ours && bwrapP50 ? ours.p50 / bwrapP50 <= 1.6 : undefined)}`);
+out(`- exec p50 ≤ 3 ms: ${ms(execP50 ?? NaN)} ms, ${check(execP50 !== undefined && Number.isFinite(execP50) ? execP50 <= 3 : undefined)}`);
+if (skipped.size || notes.length || problems.length) {
+  out();
+  out('## Not measured, notes, leftovers');
+  out();
+  for (const [tool, why] of skipped) out(`- **${tool}** not measured: ${why}`);
+  for (const n of notes) out(`- ${n}`);
+  for (const p of problems) out(`- cleanup problem: ${p}`);
+}
+
+const report = lines.join('\n') + '\n';
+process.stdout.write(`\n${report}`);
+if (WRITE && !interrupted) {
+  const dir = join(benchDir, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `runtime-${date}.md`);
+  writeFileSync(file, report);
+  console.error(`written to ${file}`);
+}
+if (problems.length) process.exitCode = 1;
