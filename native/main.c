@@ -1,6 +1,6 @@
 /* vtc-runtime: run a sandbox from an OCI bundle, or exec into a running one.
  *
- *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N]
+ *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N] [--preserve-fd N]
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
  *   vtc-runtime features
@@ -151,6 +151,7 @@ typedef struct {
   int sync_fd;
   int ns_flags;
   bool in_userns;
+  int preserve_fd;
 } child_args;
 
 static void child_main(child_args *a) {
@@ -171,10 +172,11 @@ static void child_main(child_args *a) {
   (void)linux_;
   proc_spec p;
   proc_spec_load(&p, json_get(a->cfg, "process"));
+  p.preserve_fd = a->preserve_fd;
   init_main(&p);
 }
 
-static int cmd_run(const char *bundle, int control_fd) {
+static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
   char path[4096];
   snprintf(path, sizeof path, "%s/config.json", bundle);
   char *text = read_file(path, 1 << 20);
@@ -220,12 +222,14 @@ static int cmd_run(const char *bundle, int control_fd) {
     close(sv[0]);
     bool in_userns = false;
     for (const jval *n = nss ? nss->child : NULL; n; n = n->next) in_userns |= !strcmp(json_str(n, "type"), "user");
-    child_args a = { cfg, bundle, sv[1], flags, in_userns };
+    child_args a = { cfg, bundle, sv[1], flags, in_userns, preserve_fd };
     child_main(&a);
   }
   close(sv[1]);
   if (cgroup_fd >= 0) close(cgroup_fd);
   forward_close_listeners();
+  /* The preserved fd is the sandbox's to keep, not the monitor's. */
+  if (preserve_fd >= 0) close(preserve_fd);
 
   /* From here on a failure must take the child with it. */
   if (flags & CLONE_NEWUSER) write_id_maps((pid_t)pid, linux_);
@@ -340,7 +344,7 @@ int main(int argc, char **argv) {
   if (argc < 2) usage();
   const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL, *read_path = NULL, *write_path = NULL;
   mode_t mode = 0644;
-  int control_fd = -1;
+  int control_fd = -1, preserve_fd = -1;
   pid_t pid = 0;
   int i = 2;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
@@ -348,6 +352,7 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) usage();
     if (!strcmp(argv[i], "--bundle")) bundle = argv[++i];
     else if (!strcmp(argv[i], "--control-fd")) control_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--preserve-fd")) preserve_fd = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
@@ -358,7 +363,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) {
     if (!bundle) usage();
-    return cmd_run(bundle, control_fd);
+    return cmd_run(bundle, control_fd, preserve_fd);
   }
   if (!strcmp(cmd, "exec")) {
     if (!pid || i >= argc) usage();

@@ -85,6 +85,7 @@ void proc_spec_load(proc_spec *p, const jval *process) {
   p->no_new_privs = json_bool(process, "noNewPrivileges", false);
   p->caps = json_get(process, "capabilities");
   p->rlimits = json_get(process, "rlimits");
+  p->preserve_fd = -1;
 }
 
 static void apply_rlimits(const jval *rlimits) {
@@ -167,6 +168,7 @@ void proc_exec(const proc_spec *p, int errfd) {
   /* Nothing of ours reaches the user's process except stdio and the exec-error pipe (cloexec). */
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     for (int fd = 3; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  if (p->preserve_fd >= 0) fcntl(p->preserve_fd, F_SETFD, 0);
   int err = exec_in_path(p->args, p->env);
   /* Like a shell: 127 when not found, 126 when found but not executable. */
   int code = err == ENOENT || err == ENOTDIR ? 127 : 126;
@@ -255,6 +257,8 @@ void init_main(const proc_spec *p) {
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
   pid_t main = spawn_checked(p, true);
+  /* Only the main process uses the preserved fd; pid 1 keeping it would hold the channel open. */
+  if (p->preserve_fd >= 0) close(p->preserve_fd);
   int status = supervise(main, true);
   report_exit(status);
   /* pid 1 cannot be killed by its own signal: pass the status on as a code. */

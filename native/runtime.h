@@ -36,6 +36,7 @@ typedef struct {
   bool no_new_privs;
   const jval *caps;    /* process.capabilities, may be NULL (keep everything) */
   const jval *rlimits; /* process.rlimits, may be NULL */
+  int preserve_fd;     /* an extra fd the process keeps (e.g. Node's IPC channel), or -1 */
 } proc_spec;
 
 void proc_spec_load(proc_spec *p, const jval *process);

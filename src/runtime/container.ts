@@ -64,6 +64,8 @@ export interface ContainerInit {
   cgroup: SandboxCgroup | undefined;
   rootless: boolean;
   resolveUser: (user: string) => Promise<ProcessSpec['user']>;
+  /** Give the main process a Node IPC channel (the Vitest pool's workers): fd 5 inside, `channel` outside. */
+  ipc?: boolean;
 }
 
 function signalName(n: number | undefined): NodeJS.Signals | undefined {
@@ -107,8 +109,9 @@ export class Container implements AsyncDisposable {
     this.image = init.image;
     this.options = init.options;
     this.spec = init.spec;
-    this.#monitor = spawn(runtimeBinary(), ['run', '--bundle', init.runDir, '--control-fd', '3', '--status-fd', '4'], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    this.#monitor = spawn(runtimeBinary(), ['run', '--bundle', init.runDir, '--control-fd', '3', '--status-fd', '4', ...(init.ipc ? ['--preserve-fd', '5'] : [])], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...(init.ipc ? ['ipc' as const] : [])],
+      ...(init.ipc ? { serialization: 'advanced' as const } : {}),
     });
     this.#control = this.#monitor.stdio[3] as Writable;
     this.#control.on('error', () => {}); // the monitor may already be gone
@@ -191,6 +194,12 @@ export class Container implements AsyncDisposable {
   /** Forwarded ports: container port → host port on 127.0.0.1. */
   get ports(): ReadonlyMap<number, number> {
     return this.#ports;
+  }
+
+  /** The Node IPC channel to the main process (only with the internal `ipc` start option). */
+  get channel(): ChildProcess {
+    if (!this.#init.ipc) throw new SandboxError('NO_CHANNEL', `sandbox ${this.id} was started without an IPC channel`);
+    return this.#monitor;
   }
 
   /** True once stop() was called (so an exit is expected, not a failure). */

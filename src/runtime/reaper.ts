@@ -1,12 +1,21 @@
 // Removes what a crashed run left: bundles and cgroups whose owning process is
 // gone. Only names this project made (see sandboxId) are ever considered.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../log.ts';
 import type { CgroupDriver } from './cgroups/index.ts';
 
 const log = logger('runtime');
-const ID_PATTERN = /^c(\d+)-(\d+)-(\d+)$/;
+// c<pid>-<start time>-<seq>-<pid namespace>: a pid is only meaningful in its own pid namespace.
+const ID_PATTERN = /^c(\d+)-(\d+)-(\d+)-(\d+)$/;
+
+function pidNamespace(pid: number | 'self'): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/pid`))?.[1] ?? '0';
+  } catch {
+    return '0';
+  }
+}
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it does not exist. */
 function startTime(pid: number): string | undefined {
@@ -18,19 +27,43 @@ function startTime(pid: number): string | undefined {
   }
 }
 
+const ownNamespace = pidNamespace('self');
 const self = `c${process.pid}-${startTime(process.pid) ?? 0}`;
 // Shared by every copy of this module in the process (test runners load it more than once).
 const shared = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.ids')] ??= { seq: 0, reaped: false }) as { seq: number; reaped: boolean };
 
 /** A name that says which process owns the sandbox (pid + start time, so a reused pid does not count as alive). */
 export function sandboxId(): string {
-  return `${self}-${++shared.seq}`;
+  return `${self}-${++shared.seq}-${ownNamespace}`;
 }
 
+/** False only when the owner is provably gone. Owners in other pid namespaces cannot be checked, so they count as alive. */
 function ownerAlive(id: string): boolean {
   const m = ID_PATTERN.exec(id);
-  if (!m) return true; // not ours: never touched
+  if (!m || m[4] !== ownNamespace) return true; // not ours, or not checkable from here: never touched
   return startTime(Number(m[1])) === m[2];
+}
+
+/** The pid namespace of a running process (to reap, later, what sandboxes started inside it left). */
+export function pidNamespaceOf(pid: number): string {
+  return pidNamespace(pid);
+}
+
+/** Removes the cgroups of sandboxes started from inside pid namespace ns, once that namespace is gone. */
+export async function reapNamespace(cgroups: CgroupDriver | null, cgroupParent: string, ns: string): Promise<void> {
+  if (!cgroups || ns === '0') return;
+  let children: string[] = [];
+  try {
+    children = cgroups.children(cgroupParent);
+  } catch {
+    return;
+  }
+  for (const name of children) {
+    if (ID_PATTERN.exec(name)?.[4] !== ns) continue;
+    const cg = cgroups.open(cgroupParent, name);
+    cg.killAll();
+    await cg.remove().catch((err: unknown) => log('cgroup %s of a finished pool worker: %o', name, err));
+  }
 }
 
 export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, cgroupParent: string): Promise<void> {

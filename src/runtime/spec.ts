@@ -1,6 +1,7 @@
 // Options + image → one OCI runtime-spec config.json. This file is where the
 // policy lives (which mounts, which capabilities, which paths are masked); the
 // native runtime only executes what it is given, and crun or runc could too.
+import { readFileSync } from 'node:fs';
 import type { HostInfo } from './host.ts';
 import type { Identity, RuntimeImage } from './image.ts';
 import type { NormalizedOptions } from './options.ts';
@@ -10,6 +11,16 @@ import { exposedPorts, PORTS_ANNOTATION, portsAnnotation } from '../net/ports.ts
 export const DEFAULT_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
   'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+// Every capability: for privileged sandboxes (the pool's workers, which start sandboxes of their own).
+export const ALL_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE',
+  'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
 // runc's defaults: kernel interfaces a sandbox must not read or write.
@@ -97,10 +108,24 @@ export interface SpecInput {
   cgroupPath: string | undefined;
   /** Namespaces to join instead of creating (a shared network). */
   join?: { network: string; user?: string; hostsFile: string } | undefined;
+  /** Stay in the caller's network namespace (sandboxes started from inside a pool worker share its localhost). */
+  inheritNetwork?: boolean;
+  /**
+   * All capabilities, no no_new_privs, no cgroup namespace and the host's cgroup tree writable inside:
+   * for the pool's worker sandboxes, which must be able to start sandboxes themselves.
+   */
+  privileged?: boolean;
 }
 
-export function buildSpec({ options, image, host, hostname, identity, home, cgroupPath, join }: SpecInput): RuntimeSpec {
-  const caps = DEFAULT_CAPABILITIES;
+/** ALL_CAPABILITIES less what this process's own bounding set lacks (no one can grant more). */
+function availableCapabilities(): string[] {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const bounding = BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(status)?.[1] ?? '0'}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (bounding >> BigInt(bit)) & 1n);
+}
+
+export function buildSpec({ options, image, host, hostname, identity, home, cgroupPath, join, inheritNetwork, privileged }: SpecInput): RuntimeSpec {
+  const caps = privileged ? availableCapabilities() : DEFAULT_CAPABILITIES;
   // devpts wants a tty group; in a user namespace it must be a mapped gid.
   const ttyGroup = !host.rootless || mapped(host.gidMappings, 5) ? ['gid=5'] : [];
   const mounts: MountSpec[] = [
@@ -111,6 +136,7 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+    ...(privileged ? [{ destination: '/sys/fs/cgroup', type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'rw'] }] : []),
     ...(join ? [{ destination: '/etc/hosts', type: 'bind', source: join.hostsFile, options: ['bind', 'ro'] }] : []),
     ...options.mounts.map((m) => ({
       destination: m.target, type: 'bind', source: m.source,
@@ -134,15 +160,16 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
       cwd: options.workdir ?? image.config.WorkingDir ?? '/',
       user: identity,
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      noNewPrivileges: true,
+      noNewPrivileges: !privileged,
     },
     root: { path: 'rootfs', readonly: false },
     hostname,
     mounts,
     linux: {
       namespaces: [
-        { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' },
-        join ? { type: 'network', path: join.network } : { type: 'network' },
+        { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' },
+        ...(privileged ? [] : [{ type: 'cgroup' }]),
+        ...(inheritNetwork ? [] : [join ? { type: 'network', path: join.network } : { type: 'network' }]),
         ...(join?.user ? [{ type: 'user', path: join.user }] : host.rootless ? [{ type: 'user' }] : []),
       ],
       ...(host.rootless && !join?.user ? { uidMappings: host.uidMappings, gidMappings: host.gidMappings } : {}),

@@ -51,7 +51,22 @@ function createCgroup(options: ReturnType<typeof normalizeOptions>, id: string, 
 }
 
 /** Starts a sandbox. Resolves once its main process is running; dispose it with `await using` or stop(). */
-export async function startContainer(options: ContainerOptions = {}): Promise<Container> {
+export function startContainer(options: ContainerOptions = {}): Promise<Container> {
+  return startSandbox(options);
+}
+
+/** What the project's own adapters may ask for beyond ContainerOptions. */
+export interface InternalStartOptions {
+  /** A Node IPC channel to the main process (see Container.channel). */
+  ipc?: boolean;
+  /** See SpecInput.privileged. */
+  privileged?: boolean;
+}
+
+/** Set inside the pool's worker sandboxes: sandboxes a test file starts share its worker's localhost. */
+export const POOL_WORKER_ENV = 'VITEST_CONTAINER_POOL_WORKER';
+
+export async function startSandbox(options: ContainerOptions, internal: InternalStartOptions = {}): Promise<Container> {
   const normalized = normalizeOptions(options);
   const host = hostInfo();
   await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
@@ -73,11 +88,12 @@ export async function startContainer(options: ContainerOptions = {}): Promise<Co
   try {
     cgroup = createCgroup(normalized, id, host.rootless);
     const shared = network && { ...network.namespaces(host.rootless), hostsFile: network.hostsFile };
-    const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared });
+    const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
+      inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
     writeFileSync(join(runDir, 'config.json'), JSON.stringify(spec));
     const container = new Container({
       id, hostname, image, options: normalized, spec, runDir, cgroup, rootless: host.rootless,
-      resolveUser: (u) => image.resolveUser(u),
+      resolveUser: (u) => image.resolveUser(u), ipc: internal.ipc,
     });
     try {
       await container.started;
