@@ -95,7 +95,8 @@ export async function resolve(roots: string[], present: Package[], leaveOut: str
   const cached = join(cacheDir, 'resolved', `${key}.json`);
   const hit = await readFile(cached, 'utf8').then((t) => JSON.parse(t) as Package[], () => undefined);
   if (hit) return hit;
-  const added = await resolveWithApt(roots, present, leaveOut, join(cacheDir, 'work', `resolve-${process.pid}-${key.slice(0, 12)}`));
+  await mkdir(join(cacheDir, 'work'), { recursive: true });
+  const added = await resolveWithApt(roots, present, leaveOut, await mkdtemp(join(cacheDir, 'work', 'resolve-')));
   await mkdir(dirname(cached), { recursive: true });
   await writeFile(`${cached}.${process.pid}`, JSON.stringify(added));
   await rename(`${cached}.${process.pid}`, cached);
@@ -107,7 +108,7 @@ async function resolveWithApt(roots: string[], present: Package[], leaveOut: str
   const status = [...(await presentStanzas(present)), ...(await leftOutStanzas(leaveOut.filter((n) => !have.has(n))))].join('\n\n');
   await mkdir(workDir, { recursive: true });
   const statusFile = join(workDir, 'status');
-  await writeFile(statusFile, status + '\n');
+  await writeFile(statusFile, status ? `${status}\n` : ''); // a lone newline is a parse error to apt
   try {
     return await aptSimulate(roots, have, leaveOut, statusFile);
   } catch (err) {

@@ -1,15 +1,15 @@
 // Recipe -> OCI image layout: resolve each layer's packages on top of the lower
 // layers, skip the build when nothing changed, else download, unpack, fix up, pack.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { download, hostArch, resolve, type Package } from './apt.ts';
 import { sourceDateEpoch, writeLayer, type LayerBlob } from './layer.ts';
 import { withLock } from './lock.ts';
 import { log, RootfsError } from './log.ts';
-import { ociPlatform, writeLayout } from './oci.ts';
-import type { Group, Recipe, User } from './recipe.ts';
+import { ociPlatform, writeLayout, type LayoutInput } from './oci.ts';
+import type { Group, LayerSpec, Recipe, User } from './recipe.ts';
 import { applyFixups, linkBusyboxApplets, prune, unpackDebs, writeAccounts, type Accounts } from './tree.ts';
 
 export interface BuildOptions {
@@ -88,10 +88,12 @@ export async function buildImage(recipe: Recipe, opts: BuildOptions): Promise<Bu
   // Modes of the directories we create must not depend on the caller's umask.
   process.umask(0o022);
   const arch = await hostArch();
-  const work = join(opts.cacheDir, 'work', `${name}-${process.pid}`);
   const layout = join(opts.outDir, name);
   const recordPath = join(opts.outDir, `${name}.build.json`);
   await mkdir(opts.outDir, { recursive: true });
+  await mkdir(join(opts.cacheDir, 'work'), { recursive: true });
+  // Scratch space next to the .debs (not /tmp, often a small tmpfs); unique per build.
+  const work = await mkdtemp(join(opts.cacheDir, 'work', `${name}-`));
 
   try {
     log(`${name}: resolving packages`);
@@ -115,49 +117,31 @@ export async function buildImage(recipe: Recipe, opts: BuildOptions): Promise<Bu
 
       const debs = await download(resolved.flat(), join(opts.cacheDir, 'debs'));
       const debOf = new Map(resolved.flat().map((p, i) => [pkgId(p), debs[i]!]));
-      const built: (BuiltLayer & { file: string; history: string })[] = [];
+      const built: PackedLayer[] = [];
       const accounts: Accounts = { users: [], groups: [] };
       for (const [i, layer] of recipe.layers.entries()) {
-        const root = join(work, `layer-${i}`);
-        const pkgs = resolved[i]!;
-        await unpackDebs(pkgs.map((p) => debOf.get(pkgId(p))!), root);
-        await prune(root, layer.prune);
         accounts.users = mergeById<User>(accounts.users, layer.users ?? [], (u) => u.uid);
         accounts.groups = mergeById<Group>(accounts.groups, layer.groups ?? [], (g) => g.gid);
-        if (i === 0 || layer.users || layer.groups) await writeAccounts(root, accounts);
-        await applyFixups(root, layer, accounts);
-        if (layer.busyboxApplets) await linkBusyboxApplets(root);
-        const file = join(work, `layer-${i}.tar.gz`);
-        const blob = await writeLayer(root, file);
-        await rm(root, { recursive: true, force: true });
-        log(`${name}: layer ${layer.name}: ${pkgs.length} package${pkgs.length === 1 ? '' : 's'}, ${mb(blob.size)} ${blob.digest.slice(0, 19)}`);
+        const pkgs = resolved[i]!;
+        const packed = await packLayer(layer, pkgs.map((p) => debOf.get(pkgId(p))!), accounts, join(work, `layer-${i}`));
+        log(`${name}: layer ${layer.name}: ${pkgs.length} package${pkgs.length === 1 ? '' : 's'}, ${mb(packed.size)} ${packed.digest.slice(0, 19)}`);
         const packages = pkgs.map(pkgId);
-        built.push({ name: layer.name, packages, ...blob, file, history: `rootfs ${layer.name}: ${packages.join(' ') || '(files only)'}` });
+        built.push({ name: layer.name, packages, ...packed, history: `rootfs ${layer.name}: ${packages.join(' ') || '(files only)'}` });
       }
 
-      const tmpLayout = join(opts.outDir, `.${name}.tmp-${process.pid}`);
-      await rm(tmpLayout, { recursive: true, force: true });
-      let manifest;
-      try {
-        manifest = await writeLayout(tmpLayout, {
-          platform: ociPlatform(arch),
-          config: recipe.config,
-          layers: built,
-          tag,
-          created: new Date(sourceDateEpoch() * 1000).toISOString().replace('.000Z', 'Z'),
-        });
-        // Readers hold no lock: they may see no layout for a moment, never half of one.
-        await rm(layout, { recursive: true, force: true });
-        await rename(tmpLayout, layout);
-      } finally {
-        await rm(tmpLayout, { recursive: true, force: true });
-      }
+      const manifestDigest = await publish(layout, {
+        platform: ociPlatform(arch),
+        config: recipe.config,
+        layers: built,
+        tag,
+        created: new Date(sourceDateEpoch() * 1000).toISOString().replace('.000Z', 'Z'),
+      });
       const layers = built.map(({ file: _f, history: _h, ...l }) => l);
-      const record: BuildRecord = { key, manifestDigest: manifest.digest, tag, layers };
+      const record: BuildRecord = { key, manifestDigest, tag, layers };
       await writeFile(recordPath, JSON.stringify(record, null, 2) + '\n');
       const seconds = (performance.now() - started) / 1000;
-      log(`${name}: built ${manifest.digest} in ${seconds.toFixed(1)}s -> ${layout}`);
-      return { name, layout, tag, manifestDigest: manifest.digest, layers, cached: false, seconds };
+      log(`${name}: built ${manifestDigest} in ${seconds.toFixed(1)}s -> ${layout}`);
+      return { name, layout, tag, manifestDigest, layers, cached: false, seconds };
     });
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -168,4 +152,35 @@ export async function buildImage(recipe: Recipe, opts: BuildOptions): Promise<Bu
 function mergeById<T>(lower: T[], own: T[], id: (x: T) => number): T[] {
   const ids = new Set(own.map(id));
   return [...lower.filter((x) => !ids.has(id(x))), ...own].sort((a, b) => id(a) - id(b));
+}
+
+type PackedLayer = BuiltLayer & { file: string; history: string };
+
+/** One layer: unpack its .debs, do the maintainer scripts' work, pack it next to `root` as root.tar.gz. */
+async function packLayer(layer: LayerSpec, debs: string[], accounts: Accounts, root: string): Promise<LayerBlob & { file: string }> {
+  await unpackDebs(debs, root);
+  await prune(root, layer.prune);
+  // Accounts of this layer and the lower ones, written by each layer that adds some.
+  if (layer.users?.length || layer.groups?.length) await writeAccounts(root, accounts);
+  await applyFixups(root, layer, accounts);
+  if (layer.busyboxApplets) await linkBusyboxApplets(root);
+  const file = `${root}.tar.gz`;
+  const blob = await writeLayer(root, file);
+  await rm(root, { recursive: true, force: true });
+  return { ...blob, file };
+}
+
+/** Write the layout beside its final place, then swap it in. Returns the manifest digest. */
+async function publish(layout: string, input: LayoutInput): Promise<string> {
+  const tmp = join(dirname(layout), `.${basename(layout)}.tmp-${process.pid}`);
+  await rm(tmp, { recursive: true, force: true });
+  try {
+    const manifest = await writeLayout(tmp, input);
+    // Readers hold no lock: they may find no layout for a moment, never half of one.
+    await rm(layout, { recursive: true, force: true });
+    await rename(tmp, layout);
+    return manifest.digest;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }
