@@ -30,7 +30,8 @@ const APT_OPTS = [
   '-o', 'APT::Sandbox::User=root',
 ];
 
-const UNREACHABLE = /Temporary failure resolving|Could not resolve|Could not connect|Failed to fetch|Connection timed out|Network is unreachable|Unable to connect/i;
+// Connection-level failures only: a 404 (a version gone from the mirror) means stale lists, not an unreachable mirror.
+const UNREACHABLE = /Temporary failure resolving|Could not resolve|Could not connect|Connection timed out|Network is unreachable|Unable to connect|Connection failed/i;
 
 let arch: string | undefined;
 export async function hostArch(): Promise<string> {
@@ -179,16 +180,21 @@ export async function download(packages: Package[], cacheDir: string): Promise<s
     const tmp = await mkdtemp(join(cacheDir, '.download-'));
     try {
       const args = ['download', '-q', ...APT_OPTS, ...missing.map((p) => `${p.name}=${p.version}`)];
-      let r = await execa('apt-get', args, { cwd: tmp, reject: false, env: { LC_ALL: 'C' } });
-      if (r.exitCode !== 0 && !UNREACHABLE.test(r.stderr)) {
-        // A version that vanished from the mirror since the last update.
+      const r = await execa('apt-get', args, { cwd: tmp, reject: false, env: { LC_ALL: 'C' } });
+      if (r.exitCode !== 0 && UNREACHABLE.test(r.stderr)) {
+        throw new AptUnreachableError('APT_UNREACHABLE', `apt-get download could not reach the mirror:\n${r.stderr.trim()}`, {
+          fix: 'check that the Debian mirror in /etc/apt/sources.list is reachable',
+        });
+      }
+      if (r.exitCode !== 0 && !updated) {
+        // Most likely a version gone from the mirror since the lists were fetched:
+        // refresh them; the caller resolves again.
         await update();
-        r = await execa('apt-get', args, { cwd: tmp, reject: false, env: { LC_ALL: 'C' } });
+        throw new RootfsError('APT_STALE_LISTS', `apt-get download failed with stale package lists (now refreshed):\n${r.stderr.trim()}`);
       }
       if (r.exitCode !== 0) {
-        const Err = UNREACHABLE.test(r.stderr) ? AptUnreachableError : RootfsError;
-        throw new Err(Err === AptUnreachableError ? 'APT_UNREACHABLE' : 'APT_DOWNLOAD', `apt-get download failed:\n${r.stderr.trim()}`, {
-          fix: 'check that the Debian mirror in /etc/apt/sources.list is reachable, then apt-get update',
+        throw new RootfsError('APT_DOWNLOAD', `apt-get download failed:\n${r.stderr.trim()}`, {
+          fix: 'run the apt-get download command above by hand and fix what it reports',
         });
       }
       for (const f of await readdir(tmp)) await rename(join(tmp, f), join(cacheDir, f));

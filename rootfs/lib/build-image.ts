@@ -77,6 +77,16 @@ function mb(bytes: number): string {
 }
 
 export async function buildImage(recipe: Recipe, opts: BuildOptions): Promise<BuildResult> {
+  try {
+    return await buildOnce(recipe, opts);
+  } catch (err) {
+    // The package lists were refreshed on the way: resolve against the new ones, once.
+    if (err instanceof RootfsError && err.code === 'APT_STALE_LISTS') return buildOnce(recipe, opts);
+    throw err;
+  }
+}
+
+async function buildOnce(recipe: Recipe, opts: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   const { name } = recipe;
   const tag = recipe.tag ?? 'latest';
