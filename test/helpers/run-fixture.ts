@@ -3,7 +3,7 @@
 // nothing was left behind in it.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -11,8 +11,13 @@ let runs = 0;
 
 export interface RunResult { code: number | null; output: string; cgroupParent: string }
 
+/** `fixture`: a directory under test/fixtures, or an absolute path (e.g. an example project). */
+function fixtureDir(fixture: string): string {
+  return isAbsolute(fixture) ? fixture : join(repo, 'test', 'fixtures', fixture);
+}
+
 export function runVitest(fixture: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
-  return run(fixture, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', join(repo, 'test', 'fixtures', fixture), ...args], env);
+  return run(fixture, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', fixtureDir(fixture), ...args], env);
 }
 
 export function runJest(fixture: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
@@ -22,7 +27,7 @@ export function runJest(fixture: string, args: string[] = [], env: Record<string
 function run(fixture: string, argv: string[], env: Record<string, string>): Promise<RunResult> {
   const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
   const child = spawn(process.execPath, argv, {
-    cwd: join(repo, 'test', 'fixtures', fixture),
+    cwd: fixtureDir(fixture),
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', VTC_CGROUP_PARENT: cgroupParent, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

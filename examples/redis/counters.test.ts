@@ -1,0 +1,18 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { connect } from './client.ts';
+
+let redis: Awaited<ReturnType<typeof connect>>;
+beforeAll(async () => { redis = await connect(); });
+afterAll(async () => { await redis.close(); });
+
+test('the database starts empty: no keys from other files', async () => {
+  expect(await redis.dbSize()).toBe(0);
+});
+
+test('counters written here stay here', async () => {
+  await redis.set('owner', 'counters.test.ts');
+  expect(await redis.incrBy('visits', 5)).toBe(5);
+  expect(await redis.incr('visits')).toBe(6);
+  expect(await redis.get('owner')).toBe('counters.test.ts');
+  expect(await redis.dbSize()).toBe(2);
+});
