@@ -3,52 +3,57 @@
 // Limits need cgroup delegation, which this lane does not have: it checks that
 // asking for them is a clear error, not a silent downgrade.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { isRoot } from '../helpers/host.ts';
-
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function unprivilegedUser(): { uid: number; gid: number; name: string } {
-  const r = spawnSync('id', ['-u', 'vtc-rootless']);
-  if (r.status === 0) {
-    return { uid: Number(r.stdout.toString()), gid: Number(spawnSync('id', ['-g', 'vtc-rootless']).stdout.toString()), name: 'vtc-rootless' };
-  }
-  return { uid: 65534, gid: 65534, name: 'nobody' };
-}
-
-function readableBy(uid: number, gid: number, path: string): boolean {
-  return spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', 'test', '-r', path]).status === 0;
-}
+import { unprivilegedUser, userEnv, workspaceFor } from '../helpers/unprivileged.ts';
 
 test.runIf(isRoot && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes as an unprivileged user', () => {
   const user = unprivilegedUser();
-  const home = mkdtempSync(join(tmpdir(), 'vtc-rootless-'));
-  chmodSync(home, 0o777);
-  let root = repo;
-  // A checkout under a private home (CI clones into one) is out of the user's reach: copy it.
-  if (!readableBy(user.uid, user.gid, join(repo, 'package.json'))) {
-    root = join(home, 'repo');
-    for (const part of ['package.json', 'tsconfig.json', 'vitest.config.ts', 'src', 'test', 'native', 'node_modules']) {
-      if (existsSync(join(repo, part))) cpSync(join(repo, part), join(root, part), { recursive: true, verbatimSymlinks: true });
-    }
-    spawnSync('chmod', ['-R', 'a+rX', home]);
-  }
+  const ws = workspaceFor(user);
   try {
-    const nodeBin = dirname(process.execPath);
     const r = spawnSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--',
-      'env', '-i', `HOME=${home}`, `USER=${user.name}`, `PATH=${nodeBin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, 'VTC_ROOTLESS_LANE=1', 'VTC_LEAK_CYCLES=200',
-      join(root, 'node_modules', '.bin', 'vitest'), 'run', '--configLoader', 'native', '--root', root,
-      'test/runtime/sandbox.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/limits-rootless.test.ts', 'test/runtime/network.test.ts'], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+      ...userEnv(user, ws.home, { VTC_ROOTLESS_LANE: '1', VTC_LEAK_CYCLES: '200' }),
+      join(ws.root, 'node_modules', '.bin', 'vitest'), 'run', '--configLoader', 'native', '--root', ws.root,
+      'test/runtime/sandbox.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/limits-rootless.test.ts', 'test/runtime/network.test.ts'],
+    { cwd: ws.root, encoding: 'utf8', timeout: 240_000 });
     const output = `${r.stdout}\n${r.stderr}`;
     expect(r.status, output).toBe(0);
     expect(output).toMatch(/Tests\s+.*\d+ passed/);
     expect(output).not.toMatch(/\d+ failed/);
   } finally {
-    rmSync(home, { recursive: true, force: true });
+    ws.remove();
   }
 }, 300_000);
 
+test.runIf(isRoot)('a host without user namespaces: a typed error naming the sysctl that fixes it', () => {
+  // For real, without touching the host: the limit is per user namespace, so set it to 0 in one
+  // of our own and run an unprivileged sandbox start inside it.
+  const user = unprivilegedUser();
+  const ws = workspaceFor(user);
+  try {
+    const script = `import('${join(ws.root, 'src', 'index.ts')}').then(({ startContainer }) => startContainer({ cmd: ['true'] }))` +
+      `.then(() => console.log('STARTED'), (e) => console.log(JSON.stringify({ code: e.code, name: e.name, message: e.message })))`;
+    // A user namespace of ours with uids 0-65535 mapped (written directly, as root), where the limit is 0.
+    // The inner shell re-execs once mapped: capabilities are computed at exec, and before the maps it was nobody.
+    const runner = join(ws.home, 'no-userns.sh');
+    writeFileSync(runner, `#!/bin/sh
+if [ "$1" = inner ]; then shift; read go < "$FIFO"; exec sh "$0" mapped "$@"; fi
+if [ "$1" = mapped ]; then shift; echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid=${user.uid} --regid=${user.gid} --clear-groups -- "$@"; fi
+export FIFO="${join(ws.home, 'go')}"; mkfifo "$FIFO"
+unshare --user sh "$0" inner "$@" & P=$!
+while [ "$(readlink /proc/$P/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
+echo "0 0 65536" > /proc/$P/uid_map && echo "0 0 65536" > /proc/$P/gid_map && echo go > "$FIFO"
+wait $P
+`, { mode: 0o755 });
+    const r = spawnSync('sh', [runner, ...userEnv(user, ws.home), process.execPath, '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    const line = r.stdout.trim().split('\n').at(-1) ?? '';
+    expect(line, `${r.stdout}${r.stderr}`).not.toBe('STARTED');
+    const err = JSON.parse(line) as { code: string; name: string; message: string };
+    expect(err).toMatchObject({ code: 'USER_NAMESPACES_DISABLED', name: 'HostCapabilityError' });
+    expect(err.message).toMatch(/user\.max_user_namespaces=0[\s\S]*fix: sudo sysctl -w user\.max_user_namespaces=/);
+  } finally {
+    ws.remove();
+  }
+});
