@@ -1,5 +1,6 @@
 // The sandbox options as command-line flags, shared by `doctor` (which checks
 // that they can work here) and `run` (which starts a sandbox with them).
+import { resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { ContainerOptions, MountOption } from '../runtime/options.ts';
 import type { PortOption } from '../net/ports.ts';
@@ -49,7 +50,8 @@ function mount(value: string): MountOption {
   const readonly = parts.length === 3 && parts[2] === 'ro';
   if (parts.length === 3 && !readonly && parts[2] !== 'rw') throw new UsageError(`--mount: "${value}": the third part may only be ro or rw`);
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError(`--mount: "${value}" is not SRC:DST[:ro]`);
-  return { source: parts[0], target: parts[1], readonly };
+  // A relative source means the caller's directory, as with docker -v ./x:/x.
+  return { source: resolve(parts[0]), target: parts[1], readonly };
 }
 
 function env(values: string[]): Record<string, string> {

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// npx vitest-environment-container <command>: doctor, run, images.
+import { readFileSync } from 'node:fs';
+import { doctor, doctorHelp } from './doctor/command.ts';
+import { out, reportError, UsageError } from './output.ts';
+
+interface Command {
+  help: string;
+  main: (argv: string[]) => Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  doctor: { help: doctorHelp, main: doctor },
+};
+
+const usage = `Usage: vitest-environment-container <command> [options]
+
+Commands:
+  doctor    check what this host supports for sandboxes, and how to fix what it lacks
+  run       a shell (or a command) in the same sandbox a test would get, for debugging
+  images    list or prune the image layer cache
+
+Options:
+  -h, --help     help (also: <command> --help)
+  -V, --version  the version
+
+Logs: DEBUG=container:* shows what the runtime does.`;
+
+function version(): string {
+  // src/cli/ and dist/cli/ both sit two levels below package.json.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    out(usage);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '-V' || name === '--version') {
+    out(version());
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}"`);
+  // Help is asked for before `--`; after it, -h belongs to the command run in the sandbox.
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('-h') || own.includes('--help')) {
+    out(command.help);
+    return 0;
+  }
+  return command.main(rest);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  // parseArgs reports unknown or malformed flags with these codes.
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  process.exitCode = reportError(code.startsWith('ERR_PARSE_ARGS') ? new UsageError((err as Error).message) : err);
+}
