@@ -20,6 +20,9 @@ export function runtimeError(e: ErrorEvent, rootless: boolean): ContainerError {
     return new HostCapabilityError('OVERLAY_IN_USERNS_UNAVAILABLE', `this kernel does not allow overlay mounts in a user namespace: ${detail}`,
       { fix: 'use Linux 5.11 or newer, or run the tests as root' });
   }
+  if (e.stage === 'exec' && (e.code === 'ESRCH' || e.code === 'ENOENT')) {
+    return new SandboxError('NOT_RUNNING', `the sandbox is no longer running: ${detail}`);
+  }
   if (e.stage === 'process' || e.stage === 'user') {
     return new CommandError('COMMAND_SETUP_FAILED', `the sandbox's process could not be set up: ${detail}`, 126);
   }
