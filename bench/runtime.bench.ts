@@ -10,7 +10,7 @@
 // namespaces, a fresh writable overlay over the same read-only busybox rootfs,
 // memory/CPU/pids limits, run /bin/true, wait, tear down. Needs root. See
 // bench/README.md for what each contender does exactly.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -36,7 +36,7 @@ const WARMUP = Number(arg('warmup', '20'));
 const EXEC_ROUNDS = Number(arg('exec-rounds', '200'));
 const PODMAN_EVERY = Math.max(1, Number(arg('podman-every', '5')));
 const WRITE = !argv.includes('--no-write');
-const ALL_TOOLS = ['ours', 'crun', 'runc', 'bwrap', 'bwrap-ovl', 'podman'] as const;
+const ALL_TOOLS = ['ours', 'crun', 'runc', 'bwrap', 'bwrap-ovl', 'podman', 'node-spawn'] as const;
 type Tool = (typeof ALL_TOOLS)[number];
 const wanted = new Set(arg('tools', ALL_TOOLS.join(',')).split(',').map((s) => s.trim()));
 const LIMITS = { memory: '64m', memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pids: 64 };
@@ -67,7 +67,7 @@ const tools: Tool[] = [];
 for (const tool of ALL_TOOLS) {
   if (!wanted.has(tool)) continue;
   const binary = tool === 'bwrap-ovl' ? 'bwrap' : tool;
-  if (tool !== 'ours' && !have(binary)) {
+  if (tool !== 'ours' && tool !== 'node-spawn' && !have(binary)) {
     skipped.set(tool, `\`${binary}\` is not installed (apt-get install -y ${PACKAGES[binary]})`);
     continue;
   }
@@ -120,6 +120,20 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 // ---------- measurement ----------
 
 type Samples = Map<string, (number | undefined)[]>;
+/** RSS of the process that spawned each contender's process: Node's spawn is fork()+exec, and fork() costs grow with it. */
+const spawnerRss = new Map<string, number[]>();
+const noteRss = (tool: string, bytes: number | undefined): void => {
+  if (bytes !== undefined) (spawnerRss.get(tool) ?? spawnerRss.set(tool, []).get(tool)!).push(bytes);
+};
+
+/** Node's own spawn + exit + close of /bin/true: the floor under every contender here. */
+function nodeSpawn(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/true', [], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`/bin/true exited ${code}`))));
+  });
+}
 
 async function oursLifecycle(): Promise<void> {
   const c = await startContainer({ image: `rootfs:${ROOTFS}`, memory: LIMITS.memory, cpus: LIMITS.cpus, pids: LIMITS.pids, cmd: ['/bin/true'] });
@@ -129,13 +143,16 @@ async function oursLifecycle(): Promise<void> {
 
 /** One timed lifecycle; undefined when the tool failed (it is then dropped after 3 failures). */
 async function lifecycle(tool: Tool, i: number): Promise<number> {
-  if (tool === 'ours') {
+  if (tool === 'ours' || tool === 'node-spawn') {
     const t0 = performance.now();
-    await oursLifecycle();
-    return performance.now() - t0;
+    await (tool === 'ours' ? oursLifecycle() : nodeSpawn());
+    const t = performance.now() - t0;
+    noteRss(tool, process.memoryUsage.rss());
+    return t;
   }
   const r = await driverFor.get(tool)!.request({ op: 'run', tool, i });
   if (!r.ok) throw new Error(r.error);
+  noteRss(tool, r.rssBytes);
   return r.ms!;
 }
 
@@ -194,6 +211,7 @@ const DESCRIPTIONS: Record<string, string> = {
   bwrap: '`bwrap --unshare-all --die-with-parent --ro-bind ROOTFS /` (no writable layer, no cgroup)',
   'bwrap-ovl': 'tmpfs+overlay mount(2), `bwrap --unshare-all --bind MERGED /`, umount (no cgroup)',
   podman: '`podman run --rm --network none --memory 64m --cpus 0.5 --pids-limit 64` (cgroupfs, crun)',
+  'node-spawn': 'reference, not a sandbox: `child_process.spawn("/bin/true")` until `close`, from the bench process (Node forks, then execs: the floor under every row)',
 };
 
 let lifecycleSamples: Samples = new Map();
@@ -225,7 +243,7 @@ try {
   const lifecycleTools: Tool[] = [];
   for (const tool of tools) {
     try {
-      if (tool !== 'ours') {
+      if (tool !== 'ours' && tool !== 'node-spawn') {
         const s = await driverFor.get(tool)!.request({ op: 'setup', tool });
         if (!s.ok) throw new Error(s.error);
         if (s.info) setupInfo.set(tool, s.info);
@@ -237,6 +255,13 @@ try {
       console.error(`skipping ${tool}: ${(err as Error).message}`);
     }
   }
+  const pad = async (): Promise<void> => {
+    for (const d of drivers) {
+      const r = await d.request({ op: 'pad', rssBytes: process.memoryUsage.rss() });
+      if (!r.ok) throw new Error(r.error);
+    }
+  };
+  await pad();
   console.error(`lifecycle: ${lifecycleTools.join(', ')}; ${ROUNDS} rounds after ${WARMUP} warm-up rounds${lifecycleTools.includes('podman') ? `, podman every ${PODMAN_EVERY === 1 ? '' : `${PODMAN_EVERY}th `}round` : ''}`);
   lifecycleSamples = await rounds('lifecycle', lifecycleTools, ROUNDS, WARMUP, lifecycle, (t) => (t === 'podman' ? PODMAN_EVERY : 1));
   const leftovers = benchCgroups().filter((d) => /\/(crun|runc)-\d+$/.test(d) || /\/podman\/libpod-/.test(d));
@@ -268,14 +293,17 @@ try {
       const t0 = performance.now();
       const r = await c.exec(['/bin/true']);
       const t = performance.now() - t0;
+      noteRss(`exec:${tool}`, process.memoryUsage.rss());
       if (r.exitCode !== 0) throw new Error(`exec exited ${r.exitCode}: ${r.stderr}`);
       return t;
     }
     const peer = tool.replace(/-exec$/, '') as ExecTool;
     const r = await driverFor.get(`${peer}-exec`)!.request({ op: 'exec', tool: peer });
     if (!r.ok) throw new Error(r.error);
+    noteRss(`exec:${tool}`, r.rssBytes);
     return r.ms!;
   };
+  await pad();
   console.error(`exec: ${execTools.join(', ')}; ${EXEC_ROUNDS} rounds after ${WARMUP} warm-up rounds`);
   execSamples = await rounds('exec', execTools, EXEC_ROUNDS, WARMUP, execOnce);
 
@@ -335,24 +363,25 @@ out(`Method: ${ROUNDS} rounds after ${WARMUP} warm-up rounds, contenders interle
 out();
 out('## Lifecycle: start, /bin/true, wait, tear down');
 out();
-out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours/it (p50) | ours/it (mean) | ours/it (paired) |');
-out('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+const rssOf = (key: string): string => mib(summarize(spawnerRss.get(key) ?? []).p50);
+out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours/it (p50) | ours/it (mean) | ours/it (paired) | spawner RSS MiB |');
+out('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const [tool, s] of summaries) {
   const own = tool === 'ours';
-  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${own ? '' : ratio(ours?.p50 ?? NaN, s.p50)} | ${own ? '' : ratio(ours?.mean ?? NaN, s.mean)} | ${own ? '' : ratio(pairedRatio(lifecycleSamples, 'ours', tool), 1)} |`);
+  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${own ? '' : ratio(ours?.p50 ?? NaN, s.p50)} | ${own ? '' : ratio(ours?.mean ?? NaN, s.mean)} | ${own ? '' : ratio(pairedRatio(lifecycleSamples, 'ours', tool), 1)} | ${rssOf(tool)} |`);
 }
 out();
-out('"paired": median over rounds of ours/peer from the same round (robust to load that comes and goes).');
+out('"paired": median over rounds of ours/peer from the same round (robust to load that comes and goes). "spawner RSS": median RSS of the Node process that spawned the contender (ours: the bench process; peers: their driver), since fork() cost grows with it.');
 out();
 for (const [tool, what] of Object.entries(DESCRIPTIONS)) if (summaries.has(tool)) out(`- **${tool}**: ${what}${setupInfo.get(tool) ? `; ${setupInfo.get(tool)}` : ''}`);
 out();
 out('## Exec into a running sandbox: /bin/true');
 out();
-out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours-limits/it (p50) |');
-out('|---|---:|---:|---:|---:|---:|---:|');
+out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours-limits/it (p50) | spawner RSS MiB |');
+out('|---|---:|---:|---:|---:|---:|---:|---:|');
 const oursLimitsExec = execSummaries.get('ours-limits');
 for (const [tool, s] of execSummaries) {
-  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${tool.startsWith('ours') ? '' : ratio(oursLimitsExec?.p50 ?? NaN, s.p50)} |`);
+  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${tool.startsWith('ours') ? '' : ratio(oursLimitsExec?.p50 ?? NaN, s.p50)} | ${rssOf(`exec:${tool}`)} |`);
 }
 out();
 out('- **ours**: `c.exec(["/bin/true"])` on `startContainer({ image, cmd: ["/bin/sleep", "1000"] })` (no limits, so no cgroup to join)');

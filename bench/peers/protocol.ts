@@ -8,6 +8,8 @@ export type ExecTool = 'crun' | 'runc';
 
 export type Request =
   | { id: number; op: 'setup'; tool: PeerTool }
+  /** Grow the driver's RSS to about rssBytes (touched ballast), so Node's fork() costs it what it costs the bench process. */
+  | { id: number; op: 'pad'; rssBytes: number }
   | { id: number; op: 'run'; tool: PeerTool; i: number }
   | { id: number; op: 'exec-setup'; tool: ExecTool }
   | { id: number; op: 'exec'; tool: ExecTool }
@@ -17,7 +19,7 @@ export type Request =
 export interface MemoryInfo { usageBytes: number; maxUsageBytes: number; processes: number }
 
 export type Reply =
-  | { id: number; ok: true; ms?: number; mem?: MemoryInfo; info?: string }
+  | { id: number; ok: true; ms?: number; mem?: MemoryInfo; info?: string; /** the driver's own RSS (fork() cost grows with it) */ rssBytes?: number }
   | { id: number; ok: false; error: string };
 
 export interface DriverOptions {
