@@ -54,4 +54,8 @@ describe.runIf(isRoot)('examples/', { timeout: 600_000 }, () => {
   test('redis: a real client, an empty database in every file', async () => {
     allPassed(await vitest('redis'), { 'counters.test.ts': 2, 'queue.test.ts': 3, 'sessions.test.ts': 3 });
   });
+
+  test('postgres: a real pg client, a schema made in one file is absent in another', async () => {
+    allPassed(await vitest('postgres'), { 'roles.test.ts': 2, 'same-names.test.ts': 3, 'schema.test.ts': 2 });
+  });
 });
