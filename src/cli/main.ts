@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { doctor, doctorHelp } from './doctor/command.ts';
 import { out, reportError, UsageError } from './output.ts';
+import { run, runHelp } from './run.ts';
 
 interface Command {
   help: string;
@@ -11,6 +12,7 @@ interface Command {
 
 const commands: Record<string, Command> = {
   doctor: { help: doctorHelp, main: doctor },
+  run: { help: runHelp, main: run },
 };
 
 const usage = `Usage: vitest-environment-container <command> [options]
