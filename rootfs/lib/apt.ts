@@ -31,6 +31,15 @@ const APT_OPTS = [
 ];
 
 // Connection-level failures only: a 404 (a version gone from the mirror) means stale lists, not an unreachable mirror.
+/**
+ * Parsed package lists, kept in our cache: this machine's apt.conf disables apt's
+ * own (as Docker-style setups do), and without it each apt call parses ~40 MB of
+ * lists again. apt replaces the file atomically and rebuilds it when lists change.
+ */
+function listCacheOpts(cacheDir: string): string[] {
+  return ['-o', `Dir::Cache::srcpkgcache=${join(cacheDir, 'apt', 'srcpkgcache.bin')}`, '-o', 'Dir::Cache::pkgcache='];
+}
+
 const UNREACHABLE = /Temporary failure resolving|Could not resolve|Could not connect|Connection timed out|Network is unreachable|Unable to connect|Connection failed/i;
 
 let arch: string | undefined;
@@ -43,10 +52,10 @@ export async function hostArch(): Promise<string> {
 // fields match too (they enter its version hash); otherwise it "reinstalls" it.
 const HASHED_FIELDS = /^(Package|Version|Architecture|Multi-Arch|Installed-Size|Depends|Pre-Depends|Recommends|Suggests|Enhances|Breaks|Conflicts|Replaces|Provides|Essential):/;
 
-async function showStanzas(specs: string[], keep: RegExp): Promise<string[]> {
+async function showStanzas(specs: string[], keep: RegExp, cacheDir: string): Promise<string[]> {
   if (specs.length === 0) return [];
   // reject: false because names apt does not know (virtual packages) only print a warning.
-  const { stdout } = await execa('apt-cache', ['show', '--no-all-versions', ...specs], { reject: false, env: { LC_ALL: 'C' } });
+  const { stdout } = await execa('apt-cache', [...listCacheOpts(cacheDir), 'show', '--no-all-versions', ...specs], { reject: false, env: { LC_ALL: 'C' } });
   return stdout
     .split(/\n\n+/)
     .filter((s) => s.startsWith('Package:'))
@@ -54,8 +63,8 @@ async function showStanzas(specs: string[], keep: RegExp): Promise<string[]> {
 }
 
 /** Lower layers' packages, exactly as the archive has them: their dependencies are all present. */
-async function presentStanzas(present: Package[]): Promise<string[]> {
-  const stanzas = await showStanzas(present.map((p) => `${p.name}=${p.version}`), HASHED_FIELDS);
+async function presentStanzas(present: Package[], cacheDir: string): Promise<string[]> {
+  const stanzas = await showStanzas(present.map((p) => `${p.name}=${p.version}`), HASHED_FIELDS, cacheDir);
   return stanzas.map((s) => `${s}\nStatus: install ok installed`);
 }
 
@@ -64,8 +73,8 @@ async function presentStanzas(present: Package[]): Promise<string[]> {
  * version above any in the archive, so apt never wants to replace them and `>=`
  * constraints hold. Provides stays: it is how `debconf | debconf-2.0` is met.
  */
-async function leftOutStanzas(names: string[]): Promise<string[]> {
-  const stanzas = await showStanzas(names, /^(Package|Architecture|Multi-Arch|Provides):/);
+async function leftOutStanzas(names: string[], cacheDir: string): Promise<string[]> {
+  const stanzas = await showStanzas(names, /^(Package|Architecture|Multi-Arch|Provides):/, cacheDir);
   return stanzas.map((s) => `${s}\nVersion: 99999:0\nStatus: install ok installed`);
 }
 
@@ -97,33 +106,34 @@ export async function resolve(roots: string[], present: Package[], leaveOut: str
   const hit = await readFile(cached, 'utf8').then((t) => JSON.parse(t) as Package[], () => undefined);
   if (hit) return hit;
   await mkdir(join(cacheDir, 'work'), { recursive: true });
-  const added = await resolveWithApt(roots, present, leaveOut, await mkdtemp(join(cacheDir, 'work', 'resolve-')));
+  await mkdir(join(cacheDir, 'apt'), { recursive: true });
+  const added = await resolveWithApt(roots, present, leaveOut, cacheDir, await mkdtemp(join(cacheDir, 'work', 'resolve-')));
   await mkdir(dirname(cached), { recursive: true });
   await writeFile(`${cached}.${process.pid}`, JSON.stringify(added));
   await rename(`${cached}.${process.pid}`, cached);
   return added;
 }
 
-async function resolveWithApt(roots: string[], present: Package[], leaveOut: string[], workDir: string): Promise<Package[]> {
+async function resolveWithApt(roots: string[], present: Package[], leaveOut: string[], cacheDir: string, workDir: string): Promise<Package[]> {
   const have = new Set(present.map((p) => p.name));
-  const status = [...(await presentStanzas(present)), ...(await leftOutStanzas(leaveOut.filter((n) => !have.has(n))))].join('\n\n');
+  const status = [...(await presentStanzas(present, cacheDir)), ...(await leftOutStanzas(leaveOut.filter((n) => !have.has(n)), cacheDir))].join('\n\n');
   await mkdir(workDir, { recursive: true });
   const statusFile = join(workDir, 'status');
   await writeFile(statusFile, status ? `${status}\n` : ''); // a lone newline is a parse error to apt
   try {
-    return await aptSimulate(roots, have, leaveOut, statusFile);
+    return await aptSimulate(roots, have, leaveOut, [...listCacheOpts(cacheDir), '-o', `Dir::State::status=${statusFile}`]);
   } catch (err) {
     // Package lists missing or older than the recipe (a fresh machine): refresh once and retry.
     if (!(err instanceof RootfsError && err.code === 'APT_UNKNOWN_PACKAGE') || updated) throw err;
     await update();
-    return await resolveWithApt(roots, present, leaveOut, workDir);
+    return await resolveWithApt(roots, present, leaveOut, cacheDir, workDir);
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
-async function aptSimulate(roots: string[], have: Set<string>, leaveOut: string[], statusFile: string): Promise<Package[]> {
-  const result = await execa('apt-get', ['-s', ...APT_OPTS, '-o', `Dir::State::status=${statusFile}`, 'install', ...roots], { reject: false, env: { LC_ALL: 'C' } });
+async function aptSimulate(roots: string[], have: Set<string>, leaveOut: string[], opts: string[]): Promise<Package[]> {
+  const result = await execa('apt-get', ['-s', ...APT_OPTS, ...opts, 'install', ...roots], { reject: false, env: { LC_ALL: 'C' } });
   if (result.exitCode !== 0 && /Unable to locate package|has no installation candidate/.test(result.stderr)) {
     throw new RootfsError('APT_UNKNOWN_PACKAGE', `apt knows no installable ${roots.join(' ')}:\n${result.stderr.trim()}`, {
       fix: 'check the package names (apt-cache policy NAME) and run apt-get update',

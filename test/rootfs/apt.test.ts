@@ -1,6 +1,6 @@
 // Resolution through apt (no network: package lists only) and the one failure
 // that lets the other rootfs tests skip: a mirror apt cannot reach.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -34,16 +34,21 @@ describe('apt', () => {
 
   test.skipIf(!isRoot)('a mirror apt cannot reach is AptUnreachableError (the one reason rootfs tests skip)', async () => {
     setQuiet(true);
-    const proxy = process.env.http_proxy;
+    const saved = { http_proxy: process.env.http_proxy, APT_CONFIG: process.env.APT_CONFIG };
     // Port 9 (discard) on loopback refuses: apt cannot fetch anything through this proxy.
     process.env.http_proxy = 'http://127.0.0.1:9';
+    // apt reads this file first, on top of its usual config: no retries with back-off.
+    process.env.APT_CONFIG = join(cache, 'apt.conf');
+    await writeFile(process.env.APT_CONFIG, 'Acquire::Retries "0";\n');
     try {
       const recipe = { name: 'unreachable', layers: [{ name: 'busybox', packages: ['busybox-static'] }], config: {} };
       const build = buildImage(recipe, { outDir: join(cache, 'out'), cacheDir: cache });
       await expect(build).rejects.toBeInstanceOf(AptUnreachableError);
     } finally {
-      if (proxy === undefined) delete process.env.http_proxy;
-      else process.env.http_proxy = proxy;
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   }, 60_000);
 });
