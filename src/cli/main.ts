@@ -2,6 +2,7 @@
 // npx vitest-environment-container <command>: doctor, run, images.
 import { readFileSync } from 'node:fs';
 import { doctor, doctorHelp } from './doctor/command.ts';
+import { images, imagesHelp } from './images.ts';
 import { out, reportError, UsageError } from './output.ts';
 import { run, runHelp } from './run.ts';
 
@@ -13,6 +14,7 @@ interface Command {
 const commands: Record<string, Command> = {
   doctor: { help: doctorHelp, main: doctor },
   run: { help: runHelp, main: run },
+  images: { help: imagesHelp, main: images },
 };
 
 const usage = `Usage: vitest-environment-container <command> [options]
