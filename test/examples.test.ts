@@ -58,4 +58,8 @@ describe.runIf(isRoot)('examples/', { timeout: 600_000 }, () => {
   test('postgres: a real pg client, a schema made in one file is absent in another', async () => {
     allPassed(await vitest('postgres'), { 'roles.test.ts': 2, 'same-names.test.ts': 3, 'schema.test.ts': 2 });
   });
+
+  test('isolation: same port, same /tmp file, memory hogs, side by side in the container pool', async () => {
+    allPassed(await vitest('isolation'), { 'api-a.test.ts': 3, 'api-b.test.ts': 3, 'memory-hog.test.ts': 2 });
+  });
 });
