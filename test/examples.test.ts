@@ -62,4 +62,10 @@ describe.runIf(isRoot)('examples/', { timeout: 600_000 }, () => {
   test('isolation: same port, same /tmp file, memory hogs, side by side in the container pool', async () => {
     allPassed(await vitest('isolation'), { 'api-a.test.ts': 3, 'api-b.test.ts': 3, 'memory-hog.test.ts': 2 });
   });
+
+  test('jest: the redis example with testEnvironment vitest-environment-container/jest', async () => {
+    const run = await jest('jest');
+    allPassed(run, { 'counters.test.js': 2, 'sessions.test.js': 3, 'small-limit.test.js': 1 });
+    expect(run.r.output).not.toMatch(/did not exit|open handle/i);
+  });
 });
