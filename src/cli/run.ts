@@ -1,7 +1,9 @@
 // `run IMAGE [-- CMD...]`: the sandbox a test would get, with a shell (or a
 // command) wired to this terminal, for debugging. Torn down on exit or Ctrl-C.
+import { constants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { startContainer, type Container } from '../runtime/index.ts';
+import { SandboxError, startContainer, type Container } from '../runtime/index.ts';
 import { logger } from '../log.ts';
 import { containerFlags, containerFlagsHelp, containerOptions } from './container-flags.ts';
 import { note, UsageError } from './output.ts';
@@ -42,6 +44,28 @@ function announce(container: Container): void {
   note(`sandbox ${container.id} (image ${container.image.reference}) started${ports.length ? `; ports: ${ports.join(', ')}` : ''}`);
 }
 
+/** Runs the command with this process's stdin, stdout and stderr; resolves to its exit code. */
+async function attach(container: Container, command: string[]): Promise<number> {
+  const proc = await container.spawn(command);
+  process.stdin.pipe(proc.stdin);
+  proc.stdout.pipe(process.stdout, { end: false });
+  proc.stderr.pipe(process.stderr, { end: false });
+  try {
+    return await proc.exited;
+  } finally {
+    process.stdin.unpipe(proc.stdin);
+    process.stdin.destroy(); // a terminal's stdin would otherwise keep us waiting for input nobody needs
+  }
+}
+
+/** Images whose Cmd is a shell (busybox) end at once with no input: say so, and how to keep the sandbox up. */
+async function mainProcessEnded(container: Container): Promise<SandboxError> {
+  const exit = await container.wait();
+  const output = container.logs().trim().slice(-500);
+  return new SandboxError('MAIN_PROCESS_EXITED', `the image's main process ended (exit ${exit.exitCode}) before the command could start, and the sandbox with it${output ? `; its output: ${output}` : ''}`,
+    { fix: 'add --idle to run an idle main process instead of the image\'s Entrypoint/Cmd' });
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { own, cmd } = splitCommand(argv);
   const { values, positionals } = parseArgs({ args: own, strict: true, allowPositionals: true, options: { ...containerFlags, idle: { type: 'boolean' } } });
@@ -67,23 +91,13 @@ export async function run(argv: string[]): Promise<number> {
   for (const s of signals) process.on(s, onSignal);
   try {
     announce(container);
-    if (!container.running) {
-      const exit = await container.wait();
-      throw new UsageError(`the image's main process ended at once (exit ${exit.exitCode}), and the sandbox with it; use --idle to keep it running without it`);
-    }
     if (interactive) note('no pseudo-terminal: plain lines only; Ctrl-D or exit ends the session, Ctrl-C stops the sandbox');
-    const proc = await container.spawn(command);
-    process.stdin.pipe(proc.stdin);
-    proc.stdout.pipe(process.stdout, { end: false });
-    proc.stderr.pipe(process.stderr, { end: false });
-    // If the sandbox goes first (main process ended, or Ctrl-C), the command goes with it.
-    void container.wait().then((exit) => {
-      if (!signalled && !container.stopRequested) note(`the sandbox's main process ended (exit ${exit.exitCode}); the sandbox is gone`);
+    const code = await attach(container, command).catch(async (err: unknown) => {
+      // An exec fails the moment pid 1 is gone; the container learns of it just after.
+      await Promise.race([container.wait(), sleep(1000)]);
+      throw container.running ? err : await mainProcessEnded(container);
     });
-    const code = await proc.exited;
-    process.stdin.unpipe(proc.stdin);
-    process.stdin.destroy(); // a terminal's stdin would otherwise keep us waiting for input nobody needs
-    return signalled ? 128 + (signalled === 'SIGINT' ? 2 : signalled === 'SIGTERM' ? 15 : 1) : code;
+    return signalled ? 128 + constants.signals[signalled] : code; // as a shell reports a death by signal
   } finally {
     await teardown();
     for (const s of signals) process.off(s, onSignal);
