@@ -2,7 +2,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ImageError, InvalidOptionsError } from '../errors.ts';
-import { resolveImage, resolveUser } from '../image/index.ts';
 
 export interface ImageConfig {
   Env?: string[];
@@ -100,6 +99,8 @@ export async function loadImage(reference: string, rootless: boolean): Promise<R
   // The host's root has mounts below it, and a user namespace may not overlay such a tree
   // whole: rootless sandboxes get one overlay per top-level directory instead (slower to set up).
   if (reference === 'host') return rootless ? { ...hostImage, compose: 'toplevel' } : hostImage;
+  // Loaded on first use: the 'host' image needs none of it.
+  const { resolveImage, resolveUser } = await import('../image/index.ts');
   const resolved = await resolveImage(reference);
   return {
     reference,

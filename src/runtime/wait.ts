@@ -2,7 +2,6 @@
 // accepts connections inside it, a command exits 0, an HTTP endpoint answers,
 // or the image's healthcheck passes. Each has a deadline; missing it, or the
 // main process ending first, is an error that shows the last log lines.
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExitedError, InvalidOptionsError, WaitTimeoutError } from '../errors.ts';
 import { isListening } from '../net/listening.ts';
@@ -43,7 +42,9 @@ function describe(w: WaitFor): string {
   return 'the image healthcheck passing';
 }
 
-function httpStatus(port: number, path: string): Promise<number> {
+async function httpStatus(port: number, path: string): Promise<number> {
+  // node:http is loaded only when an HTTP wait is used: it costs every test file's start otherwise.
+  const { request } = await import('node:http');
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path, timeout: 1000, agent: false }, (res) => {
       res.resume();
