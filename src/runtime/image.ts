@@ -3,17 +3,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ImageError, InvalidOptionsError } from '../errors.ts';
 
-export interface ImageConfig {
-  Env?: string[];
-  Entrypoint?: string[];
-  Cmd?: string[];
-  WorkingDir?: string;
-  User?: string;
-  ExposedPorts?: Record<string, object>;
-  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-}
+export type { ImageConfig } from '../image/types.ts';
+import type { ImageConfig } from '../image/types.ts';
 
 export interface Identity { uid: number; gid: number; additionalGids: number[] }
 

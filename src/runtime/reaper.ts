@@ -49,21 +49,27 @@ export function pidNamespaceOf(pid: number): string {
   return pidNamespace(pid);
 }
 
-/** Removes the cgroups of sandboxes started from inside pid namespace ns, once that namespace is gone. */
-export async function reapNamespace(cgroups: CgroupDriver | null, cgroupParent: string, ns: string): Promise<void> {
-  if (!cgroups || ns === '0') return;
+/** Kills and removes the sandbox cgroups under parent that `stale` picks. */
+async function removeCgroups(cgroups: CgroupDriver | null, cgroupParent: string, stale: (name: string) => boolean): Promise<void> {
+  if (!cgroups) return;
   let children: string[] = [];
   try {
     children = cgroups.children(cgroupParent);
   } catch {
     return;
   }
-  for (const name of children) {
-    if (ID_PATTERN.exec(name)?.[4] !== ns) continue;
+  for (const name of children.filter(stale)) {
+    log('removing stale cgroup %s/%s', cgroupParent, name);
     const cg = cgroups.open(cgroupParent, name);
     cg.killAll();
-    await cg.remove().catch((err: unknown) => log('cgroup %s of a finished pool worker: %o', name, err));
+    await cg.remove().catch((err: unknown) => log('stale cgroup %s: %o', name, err));
   }
+}
+
+/** Removes the cgroups of sandboxes started from inside pid namespace ns, once that namespace is gone. */
+export async function reapNamespace(cgroups: CgroupDriver | null, cgroupParent: string, ns: string): Promise<void> {
+  if (ns === '0') return;
+  await removeCgroups(cgroups, cgroupParent, (name) => ID_PATTERN.exec(name)?.[4] === ns);
 }
 
 export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, cgroupParent: string): Promise<void> {
@@ -81,18 +87,5 @@ export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, c
       rmSync(join(runRoot, name), { recursive: true, force: true });
     }
   }
-  if (!cgroups) return;
-  let children: string[] = [];
-  try {
-    children = cgroups.children(cgroupParent);
-  } catch {
-    return;
-  }
-  for (const name of children) {
-    if (ownerAlive(name)) continue;
-    log('removing stale cgroup %s/%s', cgroupParent, name);
-    const cg = cgroups.open(cgroupParent, name);
-    cg.killAll();
-    await cg.remove().catch((err: unknown) => log('stale cgroup %s: %o', name, err));
-  }
+  await removeCgroups(cgroups, cgroupParent, (name) => !ownerAlive(name));
 }
