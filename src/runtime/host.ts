@@ -1,8 +1,9 @@
 // What this host gives a sandbox: who we are (root or not), which ids a user
 // namespace can map, where run directories live. Probed once per process.
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findOnPath } from '../path.ts';
 import { HostCapabilityError } from '../errors.ts';
 
 export interface IdMapping { containerID: number; hostID: number; size: number }
@@ -16,14 +17,7 @@ export interface HostInfo {
 }
 
 function onPath(binary: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, binary), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  return findOnPath(binary) !== undefined;
 }
 
 /** The subordinate id range /etc/subuid (or /etc/subgid) grants this user, if any. */

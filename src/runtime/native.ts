@@ -7,7 +7,9 @@ import { HostCapabilityError } from '../errors.ts';
 
 // src/runtime/native.ts and dist/runtime/native.js both sit two levels below the package root.
 const nativeDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
-const binary = join(nativeDir, 'build', 'vtc-runtime');
+/** Where the native runtime is (or will be) built. */
+export const runtimeBinaryPath = join(nativeDir, 'build', 'vtc-runtime');
+const binary = runtimeBinaryPath;
 let checked = false;
 
 function stale(): boolean {

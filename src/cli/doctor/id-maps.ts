@@ -2,7 +2,7 @@
 // sandbox maps only the user's own id (to root), so images that switch users
 // (postgres, redis) cannot.
 import { hostInfo } from '../../runtime/host.ts';
-import { findOnPath } from '../path.ts';
+import { findOnPath } from '../../path.ts';
 import type { CheckResult, DoctorContext } from './check.ts';
 
 const ID = 'id-maps';

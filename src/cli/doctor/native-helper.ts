@@ -1,13 +1,11 @@
 // The native helper (native/build/vtc-runtime): built, or buildable on first use.
 import { accessSync, constants } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { findOnPath } from '../path.ts';
+import { findOnPath } from '../../path.ts';
+import { runtimeBinaryPath as binary } from '../../runtime/native.ts';
 import type { CheckResult } from './check.ts';
 
 const ID = 'native-helper';
 const TITLE = 'native helper';
-// src/cli/doctor/ and dist/cli/doctor/ both sit three levels below the package root (as src/runtime/native.ts assumes two).
-const binary = fileURLToPath(new URL('../../../native/build/vtc-runtime', import.meta.url));
 
 function executable(path: string): boolean {
   try {
