@@ -29,9 +29,9 @@ function report(path: string, r: RunResult): FileResult[] {
   })).sort((a, b) => a.file.localeCompare(b.file));
 }
 
-async function vitest(example: string): Promise<{ r: RunResult; files: FileResult[] }> {
+async function vitest(example: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ r: RunResult; files: FileResult[] }> {
   const json = join(out, `${example}.json`);
-  const r = await runVitest(join(examples, example), ['--reporter=default', '--reporter=json', `--outputFile.json=${json}`]);
+  const r = await runVitest(join(examples, example), ['--reporter=default', '--reporter=json', `--outputFile.json=${json}`, ...args], env);
   return { r, files: report(json, r) };
 }
 
@@ -51,8 +51,18 @@ function allPassed({ r, files }: { r: RunResult; files: FileResult[] }, expected
 }
 
 describe.runIf(isRoot)('examples/', { timeout: 600_000 }, () => {
-  test('redis: a real client, an empty database in every file', async () => {
-    allPassed(await vitest('redis'), { 'counters.test.ts': 2, 'queue.test.ts': 3, 'sessions.test.ts': 3 });
+  test('redis: a real client, an empty database in every file; the demo reporter reads each file\'s resources', async () => {
+    const rows = join(out, 'redis-resources.jsonl');
+    const run = await vitest('redis', [`--reporter=${join(examples, 'demo', 'resource-reporter.ts')}`], { DEMO_RESOURCES_OUT: rows });
+    allPassed(run, { 'counters.test.ts': 2, 'queue.test.ts': 3, 'sessions.test.ts': 3 });
+    const used = readFileSync(rows, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(used.map((u) => u.file)).toEqual(['counters.test.ts', 'queue.test.ts', 'sessions.test.ts']);
+    for (const u of used) {
+      expect(u.image).toBe(join(examples, '..', '.cache', 'images', 'redis'));
+      expect(u.peakMemoryBytes).toBeGreaterThan(1024 * 1024); // redis-server ran in it
+      expect(u.peakMemoryBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
+      expect(u.oomKills).toBe(0);
+    }
   });
 
   test('postgres: a real pg client, a schema made in one file is absent in another', async () => {
