@@ -36,14 +36,23 @@ typedef struct half {
   bool shut;
 } half;
 
-typedef struct conn {
-  int kind;      /* must be first: the epoll tag */
-  int client, upstream;
+typedef struct conn conn;
+
+/* The epoll tag of one of a connection's two sockets, so an event says which one is ready. */
+typedef struct end {
+  int kind;      /* must be first: the epoll tag kind */
+  conn *c;
+  int fd;
+  uint32_t armed; /* the events epoll currently watches on fd */
+} end;
+
+struct conn {
   bool connecting;
   half up, down; /* up: client → sandbox; down: sandbox → client */
-} conn;
+  end client, upstream;
+};
 
-enum { TAG_LISTENER = 1, TAG_CONN = 2 };
+enum { TAG_LISTENER = 1, TAG_END = 2 };
 typedef struct { int kind; listener *l; } listener_tag;
 static listener_tag listener_tags[MAX_PORTS];
 
@@ -93,29 +102,31 @@ void forward_register(int epfd) {
 }
 
 static void conn_close(int epfd, conn *c) {
-  epoll_ctl(epfd, EPOLL_CTL_DEL, c->client, NULL);
-  epoll_ctl(epfd, EPOLL_CTL_DEL, c->upstream, NULL);
-  close(c->client);
-  close(c->upstream);
+  epoll_ctl(epfd, EPOLL_CTL_DEL, c->client.fd, NULL);
+  epoll_ctl(epfd, EPOLL_CTL_DEL, c->upstream.fd, NULL);
+  close(c->client.fd);
+  close(c->upstream.fd);
   free(c->up.buf);
   free(c->down.buf);
   free(c);
 }
 
+static void arm(int epfd, end *e, uint32_t events) {
+  if (e->armed == events) return; /* epoll_ctl only when the interest really changes */
+  struct epoll_event ev = { .events = events, .data.ptr = e };
+  epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &ev);
+  e->armed = events;
+}
+
 static void conn_watch(int epfd, conn *c) {
-  uint32_t client_ev = 0, upstream_ev = 0;
   if (c->connecting) {
-    upstream_ev = EPOLLOUT;
-  } else {
-    /* Read only when there is room; write only when there is something to write. */
-    if (!c->up.eof && c->up.len == 0) client_ev |= EPOLLIN;
-    if (!c->down.eof && c->down.len == 0) upstream_ev |= EPOLLIN;
-    if (c->up.len) upstream_ev |= EPOLLOUT;
-    if (c->down.len) client_ev |= EPOLLOUT;
+    arm(epfd, &c->client, 0);
+    arm(epfd, &c->upstream, EPOLLOUT);
+    return;
   }
-  struct epoll_event a = { .events = client_ev, .data.ptr = c }, b = { .events = upstream_ev, .data.ptr = c };
-  epoll_ctl(epfd, EPOLL_CTL_MOD, c->client, &a);
-  epoll_ctl(epfd, EPOLL_CTL_MOD, c->upstream, &b);
+  /* Read only when there is room; write only when there is something to write. */
+  arm(epfd, &c->client, (!c->up.eof && c->up.len == 0 ? EPOLLIN : 0) | (c->down.len ? EPOLLOUT : 0));
+  arm(epfd, &c->upstream, (!c->down.eof && c->down.len == 0 ? EPOLLIN : 0) | (c->up.len ? EPOLLOUT : 0));
 }
 
 static void accept_one(int epfd, listener *l) {
@@ -135,23 +146,29 @@ static void accept_one(int epfd, listener *l) {
     conn *c = calloc(1, sizeof *c);
     char *b1 = malloc(BUF_SIZE), *b2 = malloc(BUF_SIZE);
     if (!c || !b1 || !b2) { free(c); free(b1); free(b2); close(up); close(client); continue; }
-    *c = (conn){ .kind = TAG_CONN, .client = client, .upstream = up, .connecting = r < 0,
+    *c = (conn){ .connecting = r < 0,
                  .up = { .from = client, .to = up, .buf = b1 }, .down = { .from = up, .to = client, .buf = b2 } };
-    struct epoll_event ev = { .events = 0, .data.ptr = c };
-    epoll_ctl(epfd, EPOLL_CTL_ADD, client, &ev);
-    epoll_ctl(epfd, EPOLL_CTL_ADD, up, &ev);
+    c->client = (end){ TAG_END, c, client, 0 };
+    c->upstream = (end){ TAG_END, c, up, 0 };
+    struct epoll_event a = { .events = 0, .data.ptr = &c->client }, b = { .events = 0, .data.ptr = &c->upstream };
+    epoll_ctl(epfd, EPOLL_CTL_ADD, client, &a);
+    epoll_ctl(epfd, EPOLL_CTL_ADD, up, &b);
     conn_watch(epfd, c);
   }
 }
 
-/* Moves what it can in one direction. Returns false when the connection is broken. */
-static bool pump(half *h) {
-  if (h->len == 0 && !h->eof) {
-    ssize_t n = read(h->from, h->buf, BUF_SIZE);
-    if (n > 0) { h->len = (size_t)n; h->off = 0; }
-    else if (n == 0) h->eof = true;
-    else if (errno != EAGAIN && errno != EINTR) return false;
-  }
+/* Reads once into an empty buffer. Returns false when the connection is broken. */
+static bool fill(half *h) {
+  if (h->len || h->eof) return true;
+  ssize_t n = read(h->from, h->buf, BUF_SIZE);
+  if (n > 0) { h->len = (size_t)n; h->off = 0; }
+  else if (n == 0) h->eof = true;
+  else if (errno != EAGAIN && errno != EINTR) return false;
+  return true;
+}
+
+/* Writes what is buffered; passes an EOF on once the buffer is empty. Returns false when broken. */
+static bool flush(half *h) {
   while (h->len) {
     ssize_t n = send(h->to, h->buf + h->off, h->len, MSG_NOSIGNAL);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
@@ -164,17 +181,25 @@ static bool pump(half *h) {
 
 void forward_event(int epfd, void *tag, uint32_t events) {
   if (*(int *)tag == TAG_LISTENER) { accept_one(epfd, ((listener_tag *)tag)->l); return; }
-  conn *c = tag;
+  end *e = tag;
+  conn *c = e->c;
+  bool is_client = e == &c->client;
   if (c->connecting) {
     int err = 0;
     socklen_t len = sizeof err;
-    getsockopt(c->upstream, SOL_SOCKET, SO_ERROR, &err, &len);
+    getsockopt(c->upstream.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     /* Nothing listens in the sandbox (yet): close, as docker-proxy does, so the client sees a reset. */
     if (err) { conn_close(epfd, c); return; }
     c->connecting = false;
+    conn_watch(epfd, c);
+    return;
   }
-  bool alive = pump(&c->up) && pump(&c->down);
-  /* Both directions done, or one side reset or hung up: nothing more can move. */
-  if (!alive || (c->up.shut && c->down.shut) || (events & (EPOLLERR | EPOLLHUP))) { conn_close(epfd, c); return; }
+  /* Only the ready socket's directions: readable feeds its outgoing half, writable drains its incoming one. */
+  half *out = is_client ? &c->up : &c->down, *in = is_client ? &c->down : &c->up;
+  bool alive = true;
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) alive = fill(out) && flush(out);
+  if (alive && (events & EPOLLOUT)) alive = flush(in);
+  /* Both directions done, or the socket reset: nothing more can move. */
+  if (!alive || (c->up.shut && c->down.shut) || (events & EPOLLERR)) { conn_close(epfd, c); return; }
   conn_watch(epfd, c);
 }

@@ -211,6 +211,11 @@ static int fs_context_error(int fsfd, char *msg, size_t len) {
 static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char *work, char **opts, const char *target) {
   int fsfd = (int)syscall(SYS_fsopen, "overlay", VTC_FSOPEN_CLOEXEC);
   if (fsfd < 0) return false;
+  /* Before Linux 6.5 overlay has no fs_context of its own: the legacy one takes
+   * any key (it only collects an option string for mount(2)), so "lowerdir+"
+   * would be accepted here and fail only at CMD_CREATE. A key nobody knows
+   * tells the two apart: only the legacy context accepts it. */
+  if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_FLAG, "vtc-probe", NULL, 0) == 0) { close(fsfd); return false; }
   char msg[512];
   for (char **l = lowers; *l; l++)
     if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, "lowerdir+", *l, 0) < 0) {
