@@ -135,7 +135,9 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+    // A pool worker keeps the host's /tmp under its throwaway layer: the project (and its
+    // node_modules) may live there, and its writes vanish with the sandbox all the same.
+    ...(privileged ? [] : [{ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] }]),
     ...(privileged ? [{ destination: '/sys/fs/cgroup', type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'rw'] }] : []),
     ...(join ? [{ destination: '/etc/hosts', type: 'bind', source: join.hostsFile, options: ['bind', 'ro'] }] : []),
     ...options.mounts.map((m) => ({
