@@ -1,10 +1,10 @@
 // Sandbox lifecycle and exec latency: our runtime against crun, runc,
-// bubblewrap and podman, in one run, interleaved round-robin, as ratios.
+// bubblewrap and podman, in one run, interleaved in rounds, as ratios.
 //
 //   npm run bench                       (builds native/ first)
 //   node_modules/node/bin/node bench/runtime.bench.ts [--rounds 200] [--warmup 20]
-//       [--exec-rounds 200] [--podman-every 5] [--tools ours,crun,runc,bwrap,bwrap-ovl,podman]
-//       [--no-write]
+//       [--exec-rounds 200] [--podman-every 5] [--seed 1] [--no-write]
+//       [--tools ours,crun,runc,bwrap,bwrap-ovl,podman,node-spawn]
 //
 // Lifecycle = start a sandbox with pid, net, ipc, uts, mount and cgroup
 // namespaces, a fresh writable overlay over the same read-only busybox rootfs,
@@ -20,7 +20,7 @@ import { benchCgroups, removeBenchCgroups } from './peers/cgroups.ts';
 import { Driver } from './peers/client.ts';
 import type { DriverOptions, ExecTool, MemoryInfo, PeerTool } from './peers/protocol.ts';
 import { buildRootfs } from './peers/rootfs.ts';
-import { mib, ms, ratio, summarize, type Summary } from './peers/stats.ts';
+import { mib, ms, percentile, ratio, summarize, type Summary } from './peers/stats.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -35,6 +35,7 @@ const ROUNDS = Number(arg('rounds', '200'));
 const WARMUP = Number(arg('warmup', '20'));
 const EXEC_ROUNDS = Number(arg('exec-rounds', '200'));
 const PODMAN_EVERY = Math.max(1, Number(arg('podman-every', '5')));
+const SEED = Number(arg('seed', '1'));
 const WRITE = !argv.includes('--no-write');
 const ALL_TOOLS = ['ours', 'crun', 'runc', 'bwrap', 'bwrap-ovl', 'podman', 'node-spawn'] as const;
 type Tool = (typeof ALL_TOOLS)[number];
@@ -156,9 +157,25 @@ async function lifecycle(tool: Tool, i: number): Promise<number> {
   return r.ms!;
 }
 
-function rotate<T>(xs: T[], by: number): T[] {
-  const k = by % (xs.length || 1);
-  return [...xs.slice(k), ...xs.slice(0, k)];
+/** mulberry32: a small seeded PRNG, so a run's orders can be repeated (--seed). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = prng(SEED);
+
+function shuffled<T>(xs: T[]): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 async function rounds<T extends string>(label: string, contenders: T[], n: number, warmup: number,
@@ -169,9 +186,12 @@ async function rounds<T extends string>(label: string, contenders: T[], n: numbe
   let i = 0;
   const started = performance.now();
   for (let round = -warmup; round < n && !interrupted; round++) {
-    // Rotating the order each round spreads the machine's noise (and any
-    // after-effects of the previous contender) evenly over everyone.
-    for (const tool of rotate(live, round + warmup)) {
+    // A fresh random order each round spreads the machine's noise evenly over
+    // everyone, and so do after-effects of whoever ran just before: a plain
+    // rotation would keep the same predecessor for each contender, and e.g. a
+    // cgroup attach right after another one skips the RCU grace period the
+    // first one waited for.
+    for (const tool of shuffled(live)) {
       if (round % every(tool) !== 0) continue;
       let t: number | undefined;
       try {
@@ -194,12 +214,14 @@ async function rounds<T extends string>(label: string, contenders: T[], n: numbe
 
 const defined = (xs: (number | undefined)[] | undefined): number[] => (xs ?? []).filter((x): x is number => x !== undefined);
 
-/** Median over rounds of ours[r] / tool[r]: each ratio's two samples saw the same moment's noise. */
-function pairedRatio(samples: Samples, ours: string, tool: string): number {
+/** ours[r] / tool[r] over rounds: each ratio's two samples saw the same moment's noise. Median (p25–p75). */
+function pairedRatio(samples: Samples, ours: string, tool: string): string {
   const a = samples.get(ours) ?? [], b = samples.get(tool) ?? [];
   const rs: number[] = [];
   for (let r = 0; r < Math.min(a.length, b.length); r++) if (a[r] !== undefined && b[r] !== undefined) rs.push(a[r]! / b[r]!);
-  return summarize(rs).p50;
+  if (!rs.length) return '–';
+  const sorted = rs.sort((x, y) => x - y);
+  return `${ratio(percentile(sorted, 0.5), 1)} (${percentile(sorted, 0.25).toFixed(2)}–${percentile(sorted, 0.75).toFixed(2)})`;
 }
 
 // ---------- run ----------
@@ -270,7 +292,7 @@ try {
   // ---------- exec ----------
   const execTools: string[] = [];
   const running: Container[] = [];
-  if (tools.includes('ours')) {
+  if (tools.includes('ours') && EXEC_ROUNDS > 0) {
     // As a test would: a sandbox without limits (no cgroup to join) …
     running.push(await startContainer({ image: `rootfs:${ROOTFS}`, cmd: ['/bin/sleep', '1000'] }));
     // … and one with the lifecycle's limits, like the peers' long-running containers.
@@ -278,7 +300,7 @@ try {
     execTools.push('ours', 'ours-limits');
   }
   for (const tool of ['crun', 'runc'] as ExecTool[]) {
-    if (!lifecycleTools.includes(tool)) continue;
+    if (!lifecycleTools.includes(tool) || EXEC_ROUNDS <= 0) continue;
     const r = await driverFor.get(`${tool}-exec`)!.request({ op: 'exec-setup', tool });
     if (!r.ok) {
       skipped.set(`exec:${tool}`, r.error.slice(0, 600));
@@ -359,7 +381,7 @@ out();
 out(`Host: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${versions.kernel}, ${versions.node}; load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after (other work was running).`);
 out(`Versions: ${['crun', 'runc', 'bwrap', 'podman'].filter((t) => versions[t]).map((t) => `${versions[t]}`).join('; ')}.`);
 out(`Rootfs: static busybox tree (${ROOTFS.replace(work, '<tmp>')}), read-only lower layer for everyone. Limits: memory 64 MiB (no swap), 0.5 CPU, 64 pids (bwrap: none).`);
-out(`Method: ${ROUNDS} rounds after ${WARMUP} warm-up rounds, contenders interleaved round-robin (order rotated each round)${summaries.has('podman') ? `, podman in every ${PODMAN_EVERY === 1 ? '' : `${PODMAN_EVERY}th `}round` : ''}; wall time per iteration; ${((performance.now() - wallStart) / 1000).toFixed(0)} s in all.`);
+out(`Method: ${ROUNDS} rounds after ${WARMUP} warm-up rounds, contenders interleaved in rounds (a fresh random order each round, seed ${SEED})${summaries.has('podman') ? `, podman in every ${PODMAN_EVERY === 1 ? '' : `${PODMAN_EVERY}th `}round` : ''}; wall time per iteration; ${((performance.now() - wallStart) / 1000).toFixed(0)} s in all.`);
 out();
 out('## Lifecycle: start, /bin/true, wait, tear down');
 out();
@@ -368,25 +390,27 @@ out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours/it (p50) | ours
 out('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const [tool, s] of summaries) {
   const own = tool === 'ours';
-  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${own ? '' : ratio(ours?.p50 ?? NaN, s.p50)} | ${own ? '' : ratio(ours?.mean ?? NaN, s.mean)} | ${own ? '' : ratio(pairedRatio(lifecycleSamples, 'ours', tool), 1)} | ${rssOf(tool)} |`);
+  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${own ? '' : ratio(ours?.p50 ?? NaN, s.p50)} | ${own ? '' : ratio(ours?.mean ?? NaN, s.mean)} | ${own ? '' : pairedRatio(lifecycleSamples, 'ours', tool)} | ${rssOf(tool)} |`);
 }
 out();
-out('"paired": median over rounds of ours/peer from the same round (robust to load that comes and goes). "spawner RSS": median RSS of the Node process that spawned the contender (ours: the bench process; peers: their driver), since fork() cost grows with it.');
+out('"paired": ours/peer from the same round, median (p25–p75) over rounds (robust to load that comes and goes). "spawner RSS": median RSS of the Node process that spawned the contender (ours: the bench process; peers: their driver), since fork() cost grows with it.');
 out();
 for (const [tool, what] of Object.entries(DESCRIPTIONS)) if (summaries.has(tool)) out(`- **${tool}**: ${what}${setupInfo.get(tool) ? `; ${setupInfo.get(tool)}` : ''}`);
-out();
-out('## Exec into a running sandbox: /bin/true');
-out();
-out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours-limits/it (p50) | spawner RSS MiB |');
-out('|---|---:|---:|---:|---:|---:|---:|---:|');
-const oursLimitsExec = execSummaries.get('ours-limits');
-for (const [tool, s] of execSummaries) {
-  out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${tool.startsWith('ours') ? '' : ratio(oursLimitsExec?.p50 ?? NaN, s.p50)} | ${rssOf(`exec:${tool}`)} |`);
+if (execSummaries.size) {
+  out();
+  out('## Exec into a running sandbox: /bin/true');
+  out();
+  out('| contender | n | p50 ms | p90 ms | mean ms | min ms | ours-limits/it (p50) | spawner RSS MiB |');
+  out('|---|---:|---:|---:|---:|---:|---:|---:|');
+  const oursLimitsExec = execSummaries.get('ours-limits');
+  for (const [tool, s] of execSummaries) {
+    out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${tool.startsWith('ours') ? '' : ratio(oursLimitsExec?.p50 ?? NaN, s.p50)} | ${rssOf(`exec:${tool}`)} |`);
+  }
+  out();
+  out('- **ours**: `c.exec(["/bin/true"])` on `startContainer({ image, cmd: ["/bin/sleep", "1000"] })` (no limits, so no cgroup to join)');
+  out('- **ours-limits**: the same on a sandbox with the lifecycle\'s limits (exec joins its cgroups)');
+  for (const t of ['crun-exec', 'runc-exec']) if (setupInfo.has(t)) out(`- **${t}**: ${setupInfo.get(t)}`);
 }
-out();
-out('- **ours**: `c.exec(["/bin/true"])` on `startContainer({ image, cmd: ["/bin/sleep", "1000"] })` (no limits, so no cgroup to join)');
-out('- **ours-limits**: the same on a sandbox with the lifecycle\'s limits (exec joins its cgroups)');
-for (const t of ['crun-exec', 'runc-exec']) if (setupInfo.has(t)) out(`- **${t}**: ${setupInfo.get(t)}`);
 if (memory.length) {
   out();
   out('## Memory of a sleeping sandbox (/bin/sleep, limits on)');
