@@ -1,7 +1,7 @@
 // Runs a fixture project through Vitest's or Jest's CLI, as a user would, and
 // returns what it printed. Each run gets its own cgroup parent so a test can check that
 // nothing was left behind in it.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,51 @@ function run(fixture: string, argv: string[], env: Record<string, string>): Prom
   child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
   child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, output, cgroupParent })));
+}
+
+export interface WatchRun {
+  child: ChildProcess;
+  cgroupParent: string;
+  /** Everything Vitest printed so far. */
+  output(): string;
+  /** Resolves once `test(output)` holds; rejects after `timeoutMs` or when Vitest exits first. */
+  waitFor(test: (output: string) => boolean, timeoutMs: number): Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code once the process is gone. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** `vitest watch --root <dir>` as a user would start it, with run-fixture's env conventions (own cgroup parent). */
+export function startVitestWatch(dir: string, args: string[] = [], env: Record<string, string> = {}): WatchRun {
+  const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
+  const child = spawn(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'watch', '--root', dir, ...args], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', VTC_CGROUP_PARENT: cgroupParent, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let exited: number | null | undefined;
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => { exited = code; resolve(code); }));
+  child.stdout!.on('data', (c: Buffer) => { output += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { output += c.toString(); });
+  return {
+    child,
+    cgroupParent,
+    output: () => output,
+    waitFor: (test, timeoutMs) => new Promise((resolve, reject) => {
+      const deadline = Date.now() + timeoutMs;
+      const poll = setInterval(() => {
+        if (test(output)) { clearInterval(poll); resolve(); }
+        else if (exited !== undefined) { clearInterval(poll); reject(new Error(`vitest exited (${exited}) before the expected output:\n${output.slice(-4000)}`)); }
+        else if (Date.now() > deadline) { clearInterval(poll); reject(new Error(`timed out after ${timeoutMs} ms waiting for vitest:\n${output.slice(-4000)}`)); }
+      }, 50);
+    }),
+    stop: async (graceMs = 5_000) => {
+      if (exited !== undefined) return exited;
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      try { return await exit; } finally { clearTimeout(killer); }
+    },
+  };
 }
 
 /** Sandbox cgroups still under the run's parent (in every hierarchy); removes the empty parent afterwards. */
