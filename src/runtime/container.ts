@@ -17,6 +17,17 @@ const log = logger('runtime');
 
 /** Every sandbox this process started and has not torn down yet: test-runner adapters stop leftovers at file end. */
 export const liveContainers: Set<Container> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.live')] ??= new Set<Container>()) as Set<Container>;
+
+// A process that exits without stopping its sandboxes (process.exit() on Ctrl-C, as Vitest does)
+// still takes them down with it: their monitors see their control socket close and kill them, and
+// this removes their cgroups and bundles, which only we can do. (SIGKILL leaves them to the reaper.)
+const exitHookKey = Symbol.for('vitest-environment-container.exit-hook');
+if (!(globalThis as Record<symbol, unknown>)[exitHookKey]) {
+  (globalThis as Record<symbol, unknown>)[exitHookKey] = true;
+  process.on('exit', () => {
+    for (const c of liveContainers) c.destroyNow();
+  });
+}
 const MAX_LOG_BYTES = 16 * 1024 * 1024;
 
 export interface ExitInfo {
@@ -200,6 +211,17 @@ export class Container implements AsyncDisposable {
   get channel(): ChildProcess {
     if (!this.#init.ipc) throw new SandboxError('NO_CHANNEL', `sandbox ${this.id} was started without an IPC channel`);
     return this.#monitor;
+  }
+
+  /** Synchronous last resort at process exit: kill everything in the sandbox, remove its cgroup and bundle. */
+  destroyNow(): void {
+    try {
+      this.#init.cgroup?.removeNow();
+    } catch (err) {
+      log('%s cgroup removal at exit failed: %o', this.id, err);
+    }
+    rmSync(this.#init.runDir, { recursive: true, force: true });
+    liveContainers.delete(this);
   }
 
   /** True once stop() was called (so an exit is expected, not a failure). */

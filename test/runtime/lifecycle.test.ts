@@ -34,6 +34,22 @@ describe('lifecycle', () => {
     expect(before.procs).toBe(0);
   }, 300_000);
 
+  test('an owner that calls process.exit() without stopping its sandboxes leaves nothing: no process, cgroup or bundle', async () => {
+    const owner = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/owner.ts', import.meta.url)), JSON.stringify(limits), 'exit'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    owner.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+    await new Promise((resolve) => owner.on('close', resolve));
+    const { pids, ids } = JSON.parse(out.trim()) as { pids: number[]; ids: string[] };
+    const deadline = performance.now() + 1000;
+    while (pids.some(pidAlive) && performance.now() < deadline) await sleep(10);
+    expect(pids.filter(pidAlive)).toEqual([]);
+    // no reaper involved: the exiting process removed them itself
+    expect(sandboxCgroups().filter((p) => ids.some((id) => p.endsWith(id)))).toEqual([]);
+    expect(ids.filter((id) => existsSync(`${hostInfo().runRoot}/${id}`))).toEqual([]);
+  });
+
   test('SIGKILL of the owning process takes its sandboxes with it within a second; the next start reaps its cgroups', async () => {
     const owner = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/owner.ts', import.meta.url)), JSON.stringify(limits)], {
       stdio: ['ignore', 'pipe', 'inherit'],

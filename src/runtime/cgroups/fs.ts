@@ -44,18 +44,42 @@ export function killPids(procsFile: string): void {
   }
 }
 
+/** One rmdir: true when the cgroup is gone, false while the kernel still says EBUSY (processes leaving). */
+function removed(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code === 'EBUSY') return false;
+    throw err;
+  }
+}
+
+const BUSY_ATTEMPTS = 200;
+
+function busyError(dir: string): Error {
+  return Object.assign(new Error(`cgroup ${dir} still has processes`), { code: 'EBUSY' });
+}
+
 /** rmdir that waits for the last processes to leave (the kernel says EBUSY until then). */
 export async function removeDir(dir: string, onBusy: () => void): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return;
-      if (code !== 'EBUSY' || attempt > 200) throw err;
-      if (attempt === 20) onBusy();
-      await sleep(attempt < 10 ? 1 : 10);
-    }
+  for (let attempt = 0; attempt <= BUSY_ATTEMPTS; attempt++) {
+    if (removed(dir)) return;
+    if (attempt === 20) onBusy();
+    await sleep(attempt < 10 ? 1 : 10);
   }
+  throw busyError(dir);
+}
+
+/** The same, blocking: for a process that is exiting and cannot wait for promises. */
+export function removeDirSync(dir: string, onBusy: () => void): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  onBusy();
+  for (let attempt = 0; attempt <= BUSY_ATTEMPTS; attempt++) {
+    if (removed(dir)) return;
+    Atomics.wait(pause, 0, 0, attempt < 10 ? 1 : 5);
+  }
+  throw busyError(dir);
 }

@@ -25,6 +25,8 @@ export interface SandboxCgroup {
   killAll(): void;
   /** Removes the cgroup, waiting (briefly) for its last processes to be gone. */
   remove(): Promise<void>;
+  /** Kills what is left and removes the cgroup, blocking: for a process that is exiting. */
+  removeNow(): void;
 }
 
 export interface CgroupDriver {

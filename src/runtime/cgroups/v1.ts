@@ -2,7 +2,7 @@
 // directory of the same name in each one it needs.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readKey, readNumber, readText, killPids, removeDir, write } from './fs.ts';
+import { readKey, readNumber, readText, killPids, removeDir, removeDirSync, write } from './fs.ts';
 import type { CgroupDriver, CgroupStats, Limits, SandboxCgroup } from './types.ts';
 
 export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset'] as const;
@@ -107,5 +107,8 @@ class CgroupV1 implements SandboxCgroup {
   }
   async remove(): Promise<void> {
     for (const c of V1_CONTROLLERS) await removeDir(this.dir(c), () => this.killAll());
+  }
+  removeNow(): void {
+    for (const c of V1_CONTROLLERS) removeDirSync(this.dir(c), () => this.killAll());
   }
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { HostCapabilityError } from '../../errors.ts';
 import { getXattr, setXattr } from '../../image/syscalls.ts';
-import { readKey, readNumber, readOptional, killPids, removeDir, write } from './fs.ts';
+import { readKey, readNumber, readOptional, killPids, removeDir, removeDirSync, write } from './fs.ts';
 import type { CgroupDriver, CgroupStats, Limits, SandboxCgroup } from './types.ts';
 
 const WANTED = ['memory', 'cpu', 'pids', 'cpuset'] as const;
@@ -147,6 +147,9 @@ class CgroupV2 implements SandboxCgroup {
   }
   async remove(): Promise<void> {
     await removeDir(this.dir, () => this.killAll());
+  }
+  removeNow(): void {
+    removeDirSync(this.dir, () => this.killAll());
   }
 }
 
