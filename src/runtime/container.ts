@@ -61,7 +61,8 @@ export interface ExecProcess {
 export interface ContainerStats {
   memory: { currentBytes: number; peakBytes: number; limitBytes: number | undefined };
   cpu: { usageSeconds: number };
-  pids: { current: number };
+  /** current: the sandbox's processes (its pid 1 not counted); rejectedForks: forks refused at the pids limit. */
+  pids: { current: number; rejectedForks: number };
   oomKills: number;
 }
 
@@ -85,7 +86,7 @@ function signalName(n: number | undefined): NodeJS.Signals | undefined {
 }
 
 function toStats(s: CgroupStats): ContainerStats {
-  return { memory: s.memory, cpu: { usageSeconds: s.cpu.usageMicros / 1e6 }, pids: { current: Math.max(0, s.pids.current - 1) }, oomKills: s.oomKills };
+  return { memory: s.memory, cpu: { usageSeconds: s.cpu.usageMicros / 1e6 }, pids: { current: Math.max(0, s.pids.current - 1), rejectedForks: s.pids.rejectedForks }, oomKills: s.oomKills };
 }
 
 export class Container implements AsyncDisposable {

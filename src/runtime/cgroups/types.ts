@@ -12,7 +12,8 @@ export interface Limits {
 export interface CgroupStats {
   memory: { currentBytes: number; peakBytes: number; limitBytes: number | undefined };
   cpu: { usageMicros: number };
-  pids: { current: number };
+  /** rejectedForks: forks the pids limit refused. */
+  pids: { current: number; rejectedForks: number };
   /** Processes the kernel's OOM killer ended in this sandbox. */
   oomKills: number;
 }

@@ -22,10 +22,15 @@ export class CgroupV1Driver implements CgroupDriver {
     for (const part of path.split('/').filter(Boolean)) {
       const parent = dir;
       dir = join(dir, part);
-      if (existsSync(dir)) continue;
-      mkdirSync(dir);
-      created.push(dir);
-      if (controller === 'cpuset') {
+      try {
+        mkdirSync(dir);
+        created.push(dir);
+      } catch (err) {
+        // Another worker may be making the same parent right now.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      // An empty cpuset admits no process; the maker of a level may not have filled it in yet.
+      if (controller === 'cpuset' && !readText(join(dir, 'cpuset.cpus'))) {
         write(join(dir, 'cpuset.cpus'), readText(join(parent, 'cpuset.cpus')));
         write(join(dir, 'cpuset.mems'), readText(join(parent, 'cpuset.mems')));
       }
@@ -98,7 +103,7 @@ class CgroupV1 implements SandboxCgroup {
         limitBytes: limit >= 2 ** 62 ? undefined : limit,
       },
       cpu: { usageMicros: Math.round(readNumber(join(this.dir('cpuacct'), 'cpuacct.usage')) / 1000) },
-      pids: { current: readNumber(join(this.dir('pids'), 'pids.current')) },
+      pids: { current: readNumber(join(this.dir('pids'), 'pids.current')), rejectedForks: readKey(join(this.dir('pids'), 'pids.events'), 'max') },
       oomKills: readKey(join(this.dir('memory'), 'memory.oom_control'), 'oom_kill'),
     };
   }

@@ -136,7 +136,7 @@ class CgroupV2 implements SandboxCgroup {
         limitBytes: Number.isFinite(limit) ? limit : undefined,
       },
       cpu: { usageMicros: readKey(f('cpu.stat'), 'usage_usec') },
-      pids: { current: readNumber(f('pids.current')) },
+      pids: { current: readNumber(f('pids.current')), rejectedForks: readKey(f('pids.events'), 'max') },
       oomKills: readKey(f('memory.events'), 'oom_kill'),
     };
   }
