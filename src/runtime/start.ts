@@ -81,7 +81,9 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     : normalized.network instanceof Network ? normalized.network : await networkNamed(normalized.network, pauseSandbox);
   if (normalized.alias) network!.addAlias(normalized.alias);
   const id = sandboxId();
-  const hostname = normalized.hostname ?? normalized.alias ?? `sbx-${id.slice(id.lastIndexOf('-') + 1)}-${process.pid}`;
+  // c<pid>-<start>-<seq>-<ns> → sbx-<seq>-<pid>: short, and unique among this host's sandboxes
+  const [, , seq] = id.split('-');
+  const hostname = normalized.hostname ?? normalized.alias ?? `sbx-${seq}-${process.pid}`;
   const runDir = join(host.runRoot, id);
   mkdirSync(join(runDir, 'rootfs'), { recursive: true, mode: 0o700 });
   let cgroup: SandboxCgroup | undefined;

@@ -2,7 +2,7 @@
 // returns what it printed. Each run gets its own cgroup parent so a test can check that
 // nothing was left behind in it.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -82,7 +82,10 @@ export function startVitestWatch(dir: string, args: string[] = [], env: Record<s
   };
 }
 
-/** Sandbox cgroups still under the run's parent (in every hierarchy); removes the empty parent afterwards. */
+/**
+ * Sandbox cgroups still under the run's parent (in every hierarchy). Whatever the answer, it then
+ * removes them (killing what is in them) and the parent, so a failing run leaves nothing either.
+ */
 export function leftoverCgroups(parent: string): string[] {
   const roots = ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset'].map((c) => `/sys/fs/cgroup/${c}`).filter(existsSync);
   if (!roots.length) roots.push('/sys/fs/cgroup');
@@ -91,13 +94,26 @@ export function leftoverCgroups(parent: string): string[] {
     const dir = join(root, parent);
     if (!existsSync(dir)) continue;
     for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) left.push(join(dir, entry.name));
-    if (!left.length) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // a v2 parent with its own files is removed once empty; nothing else to do
-      }
+  }
+  for (const dir of [...left, ...roots.map((root) => join(root, parent))]) removeCgroupDir(dir);
+  return left;
+}
+
+function removeCgroupDir(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already
     }
   }
-  return left;
+  for (let i = 0; i < 100; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // its last processes are exiting
+    }
+  }
 }
