@@ -14,6 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startContainer, type Container } from '../src/runtime/index.ts';
 import { benchCgroups, removeBenchCgroups } from './peers/cgroups.ts';
@@ -32,12 +33,15 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 }
 const ROUNDS = Number(arg('rounds', '200'));
+const IDLE_ROUNDS = Number(arg('idle-rounds', '30'));
+const IDLE_MS = Number(arg('idle-ms', '100'));
 const WARMUP = Number(arg('warmup', '20'));
 const EXEC_ROUNDS = Number(arg('exec-rounds', '200'));
 const PODMAN_EVERY = Math.max(1, Number(arg('podman-every', '5')));
 const SEED = Number(arg('seed', '1'));
 const WRITE = !argv.includes('--no-write');
-const ALL_TOOLS = ['ours', 'crun', 'runc', 'bwrap', 'bwrap-ovl', 'podman', 'node-spawn'] as const;
+const PAD = !argv.includes('--no-pad');
+const ALL_TOOLS = ['ours', 'crun', 'runc', 'bwrap', 'bwrap-ovl', 'podman', 'node-spawn', 'node-spawn@driver'] as const;
 type Tool = (typeof ALL_TOOLS)[number];
 const wanted = new Set(arg('tools', ALL_TOOLS.join(',')).split(',').map((s) => s.trim()));
 const LIMITS = { memory: '64m', memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pids: 64 };
@@ -68,7 +72,7 @@ const tools: Tool[] = [];
 for (const tool of ALL_TOOLS) {
   if (!wanted.has(tool)) continue;
   const binary = tool === 'bwrap-ovl' ? 'bwrap' : tool;
-  if (tool !== 'ours' && tool !== 'node-spawn' && !have(binary)) {
+  if (tool !== 'ours' && !tool.startsWith('node-spawn') && !have(binary)) {
     skipped.set(tool, `\`${binary}\` is not installed (apt-get install -y ${PACKAGES[binary]})`);
     continue;
   }
@@ -178,14 +182,23 @@ function shuffled<T>(xs: T[]): T[] {
   return out;
 }
 
+interface RoundOptions<T> {
+  /** The tool takes part in every k-th round only. */
+  every?: (tool: T) => number;
+  /** Milliseconds of idleness before each iteration (the sporadic case: one sandbox now and then). */
+  idleMs?: number;
+  afterWarmup?: () => Promise<void>;
+}
+
 async function rounds<T extends string>(label: string, contenders: T[], n: number, warmup: number,
-  once: (tool: T, i: number) => Promise<number>, every: (tool: T) => number = () => 1): Promise<Samples> {
+  once: (tool: T, i: number) => Promise<number>, { every = () => 1, idleMs = 0, afterWarmup }: RoundOptions<T> = {}): Promise<Samples> {
   const samples: Samples = new Map(contenders.map((t) => [t, []]));
   const failures = new Map<T, number>();
   let live = [...contenders];
   let i = 0;
   const started = performance.now();
   for (let round = -warmup; round < n && !interrupted; round++) {
+    if (round === 0) await afterWarmup?.();
     // A fresh random order each round spreads the machine's noise evenly over
     // everyone, and so do after-effects of whoever ran just before: a plain
     // rotation would keep the same predecessor for each contender, and e.g. a
@@ -194,6 +207,7 @@ async function rounds<T extends string>(label: string, contenders: T[], n: numbe
     for (const tool of shuffled(live)) {
       if (round % every(tool) !== 0) continue;
       let t: number | undefined;
+      if (idleMs) await sleep(idleMs);
       try {
         t = await once(tool, i++);
       } catch (err) {
@@ -234,10 +248,13 @@ const DESCRIPTIONS: Record<string, string> = {
   'bwrap-ovl': 'tmpfs+overlay mount(2), `bwrap --unshare-all --bind MERGED /`, umount (no cgroup)',
   podman: '`podman run --rm --network none --memory 64m --cpus 0.5 --pids-limit 64` (cgroupfs, crun)',
   'node-spawn': 'reference, not a sandbox: `child_process.spawn("/bin/true")` until `close`, from the bench process (Node forks, then execs: the floor under every row)',
+  'node-spawn@driver': 'reference: the same from a peers\' driver (the runc/bwrap one), to check that both sides pay the same for a spawn',
 };
 
 let lifecycleSamples: Samples = new Map();
 let execSamples: Samples = new Map();
+let idleLifecycleSamples: Samples = new Map();
+let idleExecSamples: Samples = new Map();
 const memory: { tool: string; sandbox?: MemoryInfo; monitorRssBytes?: number; initRssBytes?: number; note?: string }[] = [];
 let problems: string[] = [];
 const wallStart = performance.now();
@@ -246,7 +263,7 @@ try {
   buildRootfs(ROOTFS);
   const groups: { name: string; peers: PeerTool[]; options: Partial<DriverOptions> }[] = [
     // runc handles hybrid hosts itself: it sees the host as it is.
-    { name: 'hybrid', peers: ['runc', 'bwrap', 'bwrap-ovl'], options: {} },
+    { name: 'hybrid', peers: ['runc', 'bwrap', 'bwrap-ovl', 'node-spawn@driver'], options: {} },
     { name: 'crun', peers: ['crun'], options: { noUnified: true } },
     { name: 'podman', peers: ['podman'], options: { noUnified: true, privateState: true } },
   ];
@@ -283,9 +300,20 @@ try {
       if (!r.ok) throw new Error(r.error);
     }
   };
-  await pad();
+  const repad = async (): Promise<void> => {
+    if (PAD) await pad();
+  };
+  await repad();
   console.error(`lifecycle: ${lifecycleTools.join(', ')}; ${ROUNDS} rounds after ${WARMUP} warm-up rounds${lifecycleTools.includes('podman') ? `, podman every ${PODMAN_EVERY === 1 ? '' : `${PODMAN_EVERY}th `}round` : ''}`);
-  lifecycleSamples = await rounds('lifecycle', lifecycleTools, ROUNDS, WARMUP, lifecycle, (t) => (t === 'podman' ? PODMAN_EVERY : 1));
+  lifecycleSamples = await rounds('lifecycle', lifecycleTools, ROUNDS, WARMUP, lifecycle,
+    { every: (t) => (t === 'podman' ? PODMAN_EVERY : 1), afterWarmup: repad });
+  // The sporadic case: one sandbox after a pause, as a test file starts one. Nothing else
+  // migrates tasks between cgroups meanwhile, so a cgroup v1 attach waits a whole RCU grace period.
+  const idleTools = lifecycleTools.filter((t) => t !== 'podman' && t !== 'bwrap-ovl' && t !== 'node-spawn@driver');
+  if (IDLE_ROUNDS > 0) {
+    console.error(`lifecycle after ${IDLE_MS} ms idle: ${idleTools.join(', ')}; ${IDLE_ROUNDS} rounds`);
+    idleLifecycleSamples = await rounds('idle lifecycle', idleTools, IDLE_ROUNDS, 2, lifecycle, { idleMs: IDLE_MS });
+  }
   const leftovers = benchCgroups().filter((d) => /\/(crun|runc)-\d+$/.test(d) || /\/podman\/libpod-/.test(d));
   if (leftovers.length) notes.push(`cgroups the peers left after their runs (removed by the bench): ${leftovers.join(', ')}`);
 
@@ -293,7 +321,7 @@ try {
   const execTools: string[] = [];
   const running: Container[] = [];
   if (tools.includes('ours') && EXEC_ROUNDS > 0) {
-    // As a test would: a sandbox without limits (no cgroup to join) …
+    // As a test would: a sandbox without limits (it still gets cgroups, which exec joins) …
     running.push(await startContainer({ image: `rootfs:${ROOTFS}`, cmd: ['/bin/sleep', '1000'] }));
     // … and one with the lifecycle's limits, like the peers' long-running containers.
     running.push(await startContainer({ image: `rootfs:${ROOTFS}`, memory: LIMITS.memory, cpus: LIMITS.cpus, pids: LIMITS.pids, cmd: ['/bin/sleep', '1000'] }));
@@ -325,9 +353,13 @@ try {
     noteRss(`exec:${tool}`, r.rssBytes);
     return r.ms!;
   };
-  await pad();
+  await repad();
   console.error(`exec: ${execTools.join(', ')}; ${EXEC_ROUNDS} rounds after ${WARMUP} warm-up rounds`);
-  execSamples = await rounds('exec', execTools, EXEC_ROUNDS, WARMUP, execOnce);
+  execSamples = await rounds('exec', execTools, EXEC_ROUNDS, WARMUP, execOnce, { afterWarmup: repad });
+  if (IDLE_ROUNDS > 0 && execTools.length) {
+    console.error(`exec after ${IDLE_MS} ms idle: ${execTools.join(', ')}; ${IDLE_ROUNDS} rounds`);
+    idleExecSamples = await rounds('idle exec', execTools, IDLE_ROUNDS, 2, execOnce, { idleMs: IDLE_MS });
+  }
 
   // ---------- memory of a sleeping sandbox (the limits one) ----------
   const rss = (pid: number): number | undefined => {
@@ -407,9 +439,37 @@ if (execSummaries.size) {
     out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${ms(s.min)} | ${tool.startsWith('ours') ? '' : ratio(oursLimitsExec?.p50 ?? NaN, s.p50)} | ${rssOf(`exec:${tool}`)} |`);
   }
   out();
-  out('- **ours**: `c.exec(["/bin/true"])` on `startContainer({ image, cmd: ["/bin/sleep", "1000"] })` (no limits, so no cgroup to join)');
-  out('- **ours-limits**: the same on a sandbox with the lifecycle\'s limits (exec joins its cgroups)');
+  out('- **ours**: `c.exec(["/bin/true"])` on `startContainer({ image, cmd: ["/bin/sleep", "1000"] })` (no limits; the sandbox still has its cgroups, for stats and cleanup, and exec joins them)');
+  out('- **ours-limits**: the same on a sandbox with the lifecycle\'s limits');
   for (const t of ['crun-exec', 'runc-exec']) if (setupInfo.has(t)) out(`- **${t}**: ${setupInfo.get(t)}`);
+}
+const idle = (samples: Samples, ours: string): void => {
+  const sums = new Map([...samples].map(([t, xs]) => [t, summarize(defined(xs))] as const));
+  const base = sums.get(ours);
+  out(`| contender | n | p50 ms | p90 ms | mean ms | ${ours}/it (p50) | ${ours}/it (paired) |`);
+  out('|---|---:|---:|---:|---:|---:|---:|');
+  for (const [tool, s] of sums) {
+    const own = tool === ours;
+    out(`| ${tool} | ${s.n} | ${ms(s.p50)} | ${ms(s.p90)} | ${ms(s.mean)} | ${own ? '' : ratio(base?.p50 ?? NaN, s.p50)} | ${own ? '' : pairedRatio(samples, ours, tool)} |`);
+  }
+};
+if (idleLifecycleSamples.size || idleExecSamples.size) {
+  out();
+  out(`## The same after ${IDLE_MS} ms of idleness (sporadic use: one sandbox now and then)`);
+  out();
+  out(`Each iteration waits ${IDLE_MS} ms first, so nothing else has just moved a task between cgroups; ${IDLE_ROUNDS} rounds, random order.`);
+  if (idleLifecycleSamples.size) {
+    out();
+    out('Lifecycle:');
+    out();
+    idle(idleLifecycleSamples, 'ours');
+  }
+  if (idleExecSamples.size) {
+    out();
+    out('Exec:');
+    out();
+    idle(idleExecSamples, 'ours-limits');
+  }
 }
 if (memory.length) {
   out();
@@ -426,10 +486,12 @@ out('## Targets (issue 2)');
 out();
 const check = (okay: boolean | undefined): string => (okay === undefined ? 'n/a' : okay ? 'met' : 'missed');
 const crunP50 = summaries.get('crun')?.p50, bwrapP50 = summaries.get('bwrap')?.p50, execP50 = execSummaries.get('ours')?.p50;
+const idleOurs = summarize(defined(idleLifecycleSamples.get('ours'))), idleExec = summarize(defined(idleExecSamples.get('ours')));
 out(`- ours p50 ≤ 6 ms: ${ms(ours?.p50 ?? NaN)} ms, ${check(ours ? ours.p50 <= 6 : undefined)}`);
 out(`- ours ≤ 0.35× crun (p50): ${ratio(ours?.p50 ?? NaN, crunP50 ?? NaN)}, ${check(ours && crunP50 ? ours.p50 / crunP50 <= 0.35 : undefined)}`);
 out(`- ours ≤ 1.6× bwrap (p50): ${ratio(ours?.p50 ?? NaN, bwrapP50 ?? NaN)}, ${check(ours && bwrapP50 ? ours.p50 / bwrapP50 <= 1.6 : undefined)}`);
 out(`- exec p50 ≤ 3 ms: ${ms(execP50 ?? NaN)} ms, ${check(execP50 !== undefined && Number.isFinite(execP50) ? execP50 <= 3 : undefined)}`);
+if (idleOurs.n) out(`- after ${IDLE_MS} ms idle: lifecycle p50 ${ms(idleOurs.p50)} ms, exec p50 ${ms(idleExec.p50)} ms`);
 if (skipped.size || notes.length || problems.length) {
   out();
   out('## Not measured, notes, leftovers');

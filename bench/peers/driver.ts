@@ -165,8 +165,15 @@ function podman(): Contender {
 }
 
 const contenders: Partial<Record<PeerTool, Contender>> = {};
+const nodeSpawn: Contender = {
+  async setup() { return 'the driver\'s own `child_process.spawn("/bin/true")` until `close`'; },
+  async run() { await ok('/bin/true', []); },
+  async teardown() {},
+};
+
 function contender(tool: PeerTool): Contender {
-  return (contenders[tool] ??= tool === 'crun' || tool === 'runc' ? ociRuntime(tool) : tool === 'podman' ? podman() : bwrap(tool === 'bwrap-ovl'));
+  return (contenders[tool] ??= tool === 'crun' || tool === 'runc' ? ociRuntime(tool) : tool === 'podman' ? podman()
+    : tool === 'node-spawn@driver' ? nodeSpawn : bwrap(tool === 'bwrap-ovl'));
 }
 
 // ---------- exec contenders ----------

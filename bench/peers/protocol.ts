@@ -2,7 +2,8 @@
 // (driver.ts), one JSON object per line over the driver's stdin/stdout.
 
 /** Lifecycle contenders the drivers run (ours runs in the bench process itself). */
-export type PeerTool = 'crun' | 'runc' | 'bwrap' | 'bwrap-ovl' | 'podman';
+/** 'node-spawn@driver': reference, the driver's own spawn of /bin/true (its fork+exec floor). */
+export type PeerTool = 'crun' | 'runc' | 'bwrap' | 'bwrap-ovl' | 'podman' | 'node-spawn@driver';
 /** Exec contenders: a long-running container of that runtime, then `<runtime> exec ... /bin/true`. */
 export type ExecTool = 'crun' | 'runc';
 
