@@ -1,12 +1,12 @@
 // A running sandbox, as test code sees it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { constants as os } from 'node:os';
 import { SandboxError, type ContainerError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { SandboxCgroup, CgroupStats } from './cgroups/index.ts';
 import { commandNotFound, runtimeError } from './errors-map.ts';
+import { removeBundle } from './bundle.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
 import type { RuntimeImage } from './image.ts';
 import { runtimeBinary } from './native.ts';
@@ -177,7 +177,7 @@ export class Container implements AsyncDisposable {
         log('%s cgroup cleanup failed: %o', this.id, err);
       }
     }
-    rmSync(this.#init.runDir, { recursive: true, force: true });
+    removeBundle(this.#init.runDir);
     liveContainers.delete(this);
     for (const f of this.#followers) f.end();
     this.#followers.clear();
@@ -221,7 +221,7 @@ export class Container implements AsyncDisposable {
     } catch (err) {
       log('%s cgroup removal at exit failed: %o', this.id, err);
     }
-    rmSync(this.#init.runDir, { recursive: true, force: true });
+    removeBundle(this.#init.runDir);
     liveContainers.delete(this);
   }
 

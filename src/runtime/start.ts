@@ -1,6 +1,4 @@
 // startContainer / withContainer: options → image → cgroup → bundle → sandbox.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { HostCapabilityError, type ContainerError } from '../errors.ts';
 import { cgroupDriver, type SandboxCgroup } from './cgroups/index.ts';
 import { Container } from './container.ts';
@@ -9,6 +7,7 @@ import { loadImage } from './image.ts';
 import { normalizeOptions, type ContainerOptions } from './options.ts';
 import { reapStale, sandboxId } from './reaper.ts';
 import { buildSpec } from './spec.ts';
+import { makeBundle, removeBundle, writeSpec } from './bundle.ts';
 import { waitUntilReady } from './wait.ts';
 import { Network, networkNamed } from '../net/network.ts';
 
@@ -84,15 +83,14 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
   // c<pid>-<start>-<seq>-<ns> → sbx-<seq>-<pid>: short, and unique among this host's sandboxes
   const [, , seq] = id.split('-');
   const hostname = normalized.hostname ?? normalized.alias ?? `sbx-${seq}-${process.pid}`;
-  const runDir = join(host.runRoot, id);
-  mkdirSync(join(runDir, 'rootfs'), { recursive: true, mode: 0o700 });
+  const runDir = makeBundle(host.runRoot, id);
   let cgroup: SandboxCgroup | undefined;
   try {
     cgroup = createCgroup(normalized, id, host.rootless);
     const shared = network && { ...network.namespaces(host.rootless), hostsFile: network.hostsFile };
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
       inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
-    writeFileSync(join(runDir, 'config.json'), JSON.stringify(spec));
+    writeSpec(runDir, spec);
     const container = new Container({
       id, hostname, image, options: normalized, spec, runDir, cgroup, rootless: host.rootless,
       resolveUser: (u) => image.resolveUser(u), ipc: internal.ipc,
@@ -112,7 +110,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     return container;
   } catch (err) {
     if (cgroup) await cgroup.remove().catch(() => {});
-    rmSync(runDir, { recursive: true, force: true });
+    removeBundle(runDir);
     throw err;
   }
 }

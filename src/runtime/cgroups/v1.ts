@@ -42,7 +42,8 @@ export class CgroupV1Driver implements CgroupDriver {
     const path = join(parent, name);
     const created: string[] = [];
     try {
-      for (const c of V1_CONTROLLERS) {
+      // A sandbox not pinned to CPUs needs no cpuset cgroup (it inherits the parent's): one hierarchy less to make and remove.
+      for (const c of V1_CONTROLLERS.filter((c) => c !== 'cpuset' || limits.cpuset !== undefined)) {
         this.ensure(c, parent);
         created.push(...this.ensure(c, path));
       }
