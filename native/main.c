@@ -3,7 +3,14 @@
  *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N] [--preserve-fd N]
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
+ *   vtc-runtime spawner      (reads argument lists on stdin, one per line, tab-separated; starts each)
  *   vtc-runtime features
+ *
+ * --connect PATH --token T (any command): instead of inheriting stdio and the
+ * control/status fds from the caller, connect three times to the caller's unix
+ * socket at PATH, saying "T io", "T err" and "T ctl": io is stdin+stdout, err
+ * is stderr, ctl carries control bytes in and status lines out. With the
+ * spawner this lets a Node process start sandboxes without forking itself.
  *
  * run: this process stays outside the sandbox as its monitor. It clones the
  * sandbox's pid 1 into new namespaces, writes its id maps, puts it in its
@@ -26,6 +33,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/un.h>
+#include <sys/signalfd.h>
+#include <spawn.h>
 #include <unistd.h>
 
 #ifndef CLONE_INTO_CGROUP
@@ -39,6 +49,97 @@ static const struct { const char *type; int flag; } ns_types[] = {
   {"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS}, {"ipc", CLONE_NEWIPC},
   {"uts", CLONE_NEWUTS}, {"user", CLONE_NEWUSER}, {"cgroup", CLONE_NEWCGROUP},
 };
+
+static int connect_role(const char *path, const char *token, const char *role) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (fd < 0 || strlen(path) >= sizeof addr.sun_path) die("connect", path, errno ? errno : ENAMETOOLONG, "socket");
+  strcpy(addr.sun_path, path);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect", path, errno, "connecting to the caller");
+  char line[256];
+  int n = snprintf(line, sizeof line, "%s %s\n", token, role);
+  if (write(fd, line, (size_t)n) != n) die("connect", path, errno, "handshake");
+  return fd;
+}
+
+/* Replaces stdio and the control/status channel with connections to the caller. Returns the ctl fd. */
+static int connect_caller(const char *path, const char *token, bool stdin_from_caller) {
+  int io = connect_role(path, token, "io"), err = connect_role(path, token, "err"), ctl = connect_role(path, token, "ctl");
+  if (dup2(io, 1) < 0 || dup2(err, 2) < 0) die("connect", path, errno, "dup2");
+  if (stdin_from_caller) {
+    if (dup2(io, 0) < 0) die("connect", path, errno, "dup2");
+  } else {
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0) die("connect", "/dev/null", errno, "stdin");
+    close(null);
+  }
+  close(io);
+  close(err);
+  return ctl;
+}
+
+static void spawn_line(const char *self, char *line, posix_spawnattr_t *attr) {
+  char *argv[64];
+  int argc = 0;
+  argv[argc++] = (char *)self;
+  for (char *tok = line, *next; tok && argc < 63; tok = next) {
+    next = strchr(tok, '\t');
+    if (next) *next++ = 0;
+    argv[argc++] = tok;
+  }
+  argv[argc] = NULL;
+  pid_t pid;
+  int err = posix_spawn(&pid, self, NULL, attr, argv, environ);
+  if (err) fprintf(stderr, "vtc-runtime spawner: posix_spawn: %s\n", strerror(err));
+}
+
+/* Starts one command per stdin line (tab-separated arguments) with posix_spawn, which does
+ * not copy the caller's memory, and reaps them. Ends at end-of-file on stdin; what it
+ * started lives on, each tied to its own connection to the caller. */
+static int cmd_spawner(void) {
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len < 0) die("spawner", "/proc/self/exe", errno, "readlink");
+  self[len] = 0;
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) die("spawner", NULL, errno, "signalfd");
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  static char buf[1 << 20];
+  size_t used = 0;
+  struct pollfd pfd[2] = { { 0, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+  for (;;) {
+    if (poll(pfd, 2, -1) < 0) { if (errno == EINTR) continue; break; }
+    if (pfd[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {}
+      while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    }
+    if (!pfd[0].revents) continue;
+    ssize_t n = read(0, buf + used, sizeof buf - 1 - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += (size_t)n;
+    char *start = buf, *nl;
+    while ((nl = memchr(start, '\n', used - (size_t)(start - buf)))) {
+      *nl = 0;
+      spawn_line(self, start, &attr);
+      start = nl + 1;
+    }
+    used -= (size_t)(start - buf);
+    memmove(buf, start, used);
+    if (used == sizeof buf - 1) used = 0; /* a line longer than the buffer: drop it */
+  }
+  return 0;
+}
 
 static void usage(void) {
   fprintf(stderr, "usage: vtc-runtime run --bundle DIR [--control-fd N] [--status-fd N]\n"
@@ -318,10 +419,11 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
     }
   }
   if (write_path && close(out) < 0) die("file", path, errno, "close");
+  report_event("exit", ",\"code\":0");
   return 0;
 }
 
-static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json) {
+static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json, int control_fd) {
   jval *process = parse_or_die(process_json, "process");
   if (cgroup_path) {
     if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
@@ -337,7 +439,9 @@ static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json
   join_namespaces(pid, ~0);
   proc_spec p;
   proc_spec_load(&p, process);
-  return run_and_wait(&p, report_fd() >= 0);
+  int code = run_and_wait(&p, report_fd() >= 0, control_fd);
+  report_event("exit", ",\"code\":%d", code);
+  return code;
 }
 
 int main(int argc, char **argv) {
@@ -345,6 +449,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL, *read_path = NULL, *write_path = NULL;
   mode_t mode = 0644;
   int control_fd = -1, preserve_fd = -1;
+  const char *connect_path = NULL, *token = NULL;
   pid_t pid = 0;
   int i = 2;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
@@ -353,6 +458,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--bundle")) bundle = argv[++i];
     else if (!strcmp(argv[i], "--control-fd")) control_fd = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--preserve-fd")) preserve_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--connect")) connect_path = argv[++i];
+    else if (!strcmp(argv[i], "--token")) token = argv[++i];
     else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
@@ -361,13 +468,19 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--mode")) mode = (mode_t)strtol(argv[++i], NULL, 8);
     else usage();
   }
+  if (!strcmp(cmd, "spawner")) return cmd_spawner();
+  if (connect_path) {
+    if (!token) usage();
+    control_fd = connect_caller(connect_path, token, strcmp(cmd, "run") != 0);
+    report_init(control_fd);
+  }
   if (!strcmp(cmd, "run")) {
     if (!bundle) usage();
     return cmd_run(bundle, control_fd, preserve_fd);
   }
   if (!strcmp(cmd, "exec")) {
     if (!pid || i >= argc) usage();
-    return cmd_exec(pid, cgroup, argv[i]);
+    return cmd_exec(pid, cgroup, argv[i], control_fd);
   }
   if (!strcmp(cmd, "file")) {
     if (!pid || !read_path == !write_path) usage();

@@ -220,7 +220,9 @@ static int sig_tag; /* epoll tag of the signalfd; forward.c's tags are the other
 
 /* Waits for main while forwarding every catchable signal to it, reaping every
  * other child (pid 1's duty towards orphans) and relaying forwarded ports. */
-static int supervise(pid_t main, bool reap_all) {
+static int ctl_tag; /* epoll tag of the control fd (exec: signals from the caller) */
+
+static int supervise(pid_t main, bool reap_all, int control_fd) {
   sigset_t all;
   sigfillset(&all);
   int sfd = signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -229,6 +231,8 @@ static int supervise(pid_t main, bool reap_all) {
   struct epoll_event sev = { .events = EPOLLIN, .data.ptr = &sig_tag };
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &sev) < 0) die("init", NULL, errno, "epoll_ctl");
   if (reap_all) forward_register(epfd);
+  struct epoll_event cev = { .events = EPOLLIN, .data.ptr = &ctl_tag };
+  if (control_fd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, control_fd, &cev) < 0) control_fd = -1;
   for (;;) {
     struct epoll_event evs[64];
     int n = epoll_wait(epfd, evs, 64, -1);
@@ -237,6 +241,17 @@ static int supervise(pid_t main, bool reap_all) {
       die("init", NULL, errno, "epoll_wait");
     }
     for (int i = 0; i < n; i++) {
+      if (evs[i].data.ptr == &ctl_tag) {
+        /* A byte N is signal N for the command; end-of-file means the caller is gone. */
+        unsigned char sigs[64];
+        ssize_t r = read(control_fd, sigs, sizeof sigs);
+        if (r <= 0 && !(r < 0 && errno == EINTR)) {
+          kill(main, SIGKILL);
+          epoll_ctl(epfd, EPOLL_CTL_DEL, control_fd, NULL);
+        }
+        for (ssize_t k = 0; k < r; k++) kill(main, sigs[k]);
+        continue;
+      }
       if (evs[i].data.ptr != &sig_tag) { forward_event(epfd, evs[i].data.ptr, evs[i].events); continue; }
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
@@ -259,17 +274,17 @@ void init_main(const proc_spec *p) {
   pid_t main = spawn_checked(p, true);
   /* Only the main process uses the preserved fd; pid 1 keeping it would hold the channel open. */
   if (p->preserve_fd >= 0) close(p->preserve_fd);
-  int status = supervise(main, true);
+  int status = supervise(main, true, -1);
   report_exit(status);
   /* pid 1 cannot be killed by its own signal: pass the status on as a code. */
   _exit(status_to_code(status));
 }
 
-int run_and_wait(const proc_spec *p, bool report_started) {
+int run_and_wait(const proc_spec *p, bool report_started, int control_fd) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
   pid_t child = spawn_checked(p, report_started);
-  int status = supervise(child, false);
+  int status = supervise(child, false, control_fd);
   return status_to_code(status);
 }

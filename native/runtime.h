@@ -47,8 +47,8 @@ void proc_exec(const proc_spec *p, int errfd) __attribute__((noreturn));
  * forwards signals, exits with the main process's status. */
 void init_main(const proc_spec *p) __attribute__((noreturn));
 /* Forks p as a child of the calling process and waits for it, forwarding
- * signals. Returns a shell-style exit status (128+signal when killed). */
-int run_and_wait(const proc_spec *p, bool report_started);
+ * signals (and those that arrive as bytes on control_fd, when >= 0). Returns a shell-style exit status (128+signal when killed). */
+int run_and_wait(const proc_spec *p, bool report_started, int control_fd);
 
 /* ---- rootfs.c: the sandbox's file tree ---- */
 void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns);

@@ -1,5 +1,5 @@
 // A running sandbox, as test code sees it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { constants as os } from 'node:os';
 import { SandboxError, type ContainerError } from '../errors.ts';
@@ -9,7 +9,7 @@ import { commandNotFound, runtimeError } from './errors-map.ts';
 import { removeBundle } from './bundle.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
 import type { RuntimeImage } from './image.ts';
-import { runtimeBinary } from './native.ts';
+import { launchRuntime, type RuntimeProcess } from './launch.ts';
 import type { NormalizedOptions } from './options.ts';
 import type { ProcessSpec, RuntimeSpec } from './spec.ts';
 
@@ -78,6 +78,9 @@ export interface ContainerInit {
   resolveUser: (user: string) => Promise<ProcessSpec['user']>;
   /** Give the main process a Node IPC channel (the Vitest pool's workers): fd 5 inside, `channel` outside. */
   ipc?: boolean;
+  /** The sandbox's monitor, already started (see launch.ts). */
+  monitor: RuntimeProcess;
+  runRoot: string;
 }
 
 function signalName(n: number | undefined): NodeJS.Signals | undefined {
@@ -100,7 +103,7 @@ export class Container implements AsyncDisposable {
   pid = 0;
 
   readonly #init: ContainerInit;
-  readonly #monitor: ChildProcess;
+  readonly #monitor: RuntimeProcess;
   readonly #control: Writable;
   readonly #logChunks: Buffer[] = [];
   #logBytes = 0;
@@ -121,13 +124,13 @@ export class Container implements AsyncDisposable {
     this.image = init.image;
     this.options = init.options;
     this.spec = init.spec;
-    this.#monitor = spawn(runtimeBinary(), ['run', '--bundle', init.runDir, '--control-fd', '3', '--status-fd', '4', ...(init.ipc ? ['--preserve-fd', '5'] : [])], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...(init.ipc ? ['ipc' as const] : [])],
-      ...(init.ipc ? { serialization: 'advanced' as const } : {}),
-    });
-    this.#control = this.#monitor.stdio[3] as Writable;
+    this.#monitor = init.monitor;
+    this.#control = this.#monitor.control;
     this.#control.on('error', () => {}); // the monitor may already be gone
-    for (const stream of [this.#monitor.stdout!, this.#monitor.stderr!]) stream.on('data', (c: Buffer) => this.#log(c));
+    for (const stream of [this.#monitor.stdout, this.#monitor.stderr]) {
+      stream.on('data', (c: Buffer) => this.#log(c));
+      stream.on('error', () => {});
+    }
 
     let resolveStarted!: () => void, rejectStarted!: (e: ContainerError) => void;
     let startSettled = false;
@@ -136,7 +139,7 @@ export class Container implements AsyncDisposable {
       rejectStarted = (e) => { startSettled = true; rej(e); };
     });
     this.started.catch(() => {}); // observed through startContainer
-    onEvents(this.#monitor.stdio[4] as Readable, (e: RuntimeEvent) => {
+    onEvents(this.#monitor.status, (e: RuntimeEvent) => {
       log('%s event %o', this.id, e);
       switch (e.type) {
         case 'created': this.pid = e.pid; break;
@@ -148,13 +151,9 @@ export class Container implements AsyncDisposable {
         case 'stopped': if (!this.#mainExit) this.#mainExit = e; break;
       }
     });
-    this.#exited = new Promise((resolve) => {
-      this.#monitor.on('close', (code) => {
-        void this.#finish(code).then((info) => {
-          if (!startSettled) rejectStarted(new SandboxError('SANDBOX_EXITED', `the sandbox ended before its process started (runtime exit ${code}): ${this.logs().slice(-2000)}`));
-          resolve(info);
-        });
-      });
+    this.#exited = this.#monitor.closed.then(() => this.#finish()).then((info) => {
+      if (!startSettled) rejectStarted(new SandboxError('SANDBOX_EXITED', `the sandbox ended before its process started: ${this.logs().slice(-2000)}`));
+      return info;
     });
   }
 
@@ -165,7 +164,7 @@ export class Container implements AsyncDisposable {
     for (const f of this.#followers) f.write(chunk);
   }
 
-  async #finish(monitorCode: number | null): Promise<ExitInfo> {
+  async #finish(): Promise<ExitInfo> {
     const cgroup = this.#init.cgroup;
     let oomKills = 0;
     if (cgroup) {
@@ -181,7 +180,8 @@ export class Container implements AsyncDisposable {
     liveContainers.delete(this);
     for (const f of this.#followers) f.end();
     this.#followers.clear();
-    const main = this.#mainExit ?? { code: monitorCode ?? 125 };
+    // No exit event at all: the runtime itself failed (its error event says why).
+    const main = this.#mainExit ?? { code: 125 };
     this.#exit = { exitCode: main.code, signal: signalName(main.signal), oomKilled: oomKills > 0 };
     log('%s finished %o', this.id, this.#exit);
     return this.#exit;
@@ -210,8 +210,8 @@ export class Container implements AsyncDisposable {
 
   /** The Node IPC channel to the main process (only with the internal `ipc` start option). */
   get channel(): ChildProcess {
-    if (!this.#init.ipc) throw new SandboxError('NO_CHANNEL', `sandbox ${this.id} was started without an IPC channel`);
-    return this.#monitor;
+    if (!this.#monitor.child) throw new SandboxError('NO_CHANNEL', `sandbox ${this.id} was started without an IPC channel`);
+    return this.#monitor.child;
   }
 
   /** Synchronous last resort at process exit: kill everything in the sandbox, remove its cgroup and bundle. */
@@ -315,31 +315,37 @@ export class Container implements AsyncDisposable {
       throw new SandboxError('INVALID_COMMAND', 'exec needs a non-empty array of strings, e.g. ["redis-cli", "ping"]');
     }
     const proc = await this.#processSpec(cmd, options);
-    const args = ['exec', '--pid', String(this.pid), '--status-fd', '3'];
+    const args = ['exec', '--pid', String(this.pid)];
     if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
-    const child = spawn(runtimeBinary(), [...args, JSON.stringify(proc)], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot });
     let failure: ContainerError | undefined;
-    onEvents(child.stdio[3] as Readable, (e) => {
+    let exitCode: number | undefined;
+    onEvents(child.status, (e) => {
       if (e.type === 'error') failure = runtimeError(e, this.#init.rootless);
+      if (e.type === 'exit') exitCode = e.code;
     });
-    if (options.stdin !== undefined) child.stdin!.end(options.stdin);
-    child.stdin!.on('error', () => {});
-    const exited = new Promise<number>((resolve, reject) => {
-      child.on('close', (code, signal) => {
-        if (failure) reject(failure);
-        else resolve(code ?? 128 + (signal ? os.signals[signal] : 0));
-      });
+    for (const stream of [child.stdin, child.control]) stream.on('error', () => {});
+    if (options.stdin !== undefined) child.stdin.end(options.stdin);
+    const exited = child.closed.then(() => {
+      if (failure) throw failure;
+      if (exitCode === undefined) throw new SandboxError('EXEC_FAILED', `exec in sandbox ${this.id} ended without an exit status`);
+      return exitCode;
     });
     exited.catch(() => {});
     return {
-      stdout: child.stdout!, stderr: child.stderr!, stdin: child.stdin!, exited,
-      kill: (signal = 'SIGTERM') => { child.kill(signal); },
+      stdout: child.stdout, stderr: child.stderr, stdin: child.stdin, exited,
+      kill: (signal = 'SIGTERM') => {
+        const n = os.signals[signal];
+        if (n && child.control.writable) child.control.write(Buffer.from([n]));
+      },
     };
   }
 
   /** Runs a command inside the sandbox and collects its output. A missing command gives exit code 127, as in a shell. */
   async exec(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
     const p = await this.spawn(cmd, options);
+    // exec() has no stdin unless given one: end it, so a command reading it sees end-of-file
+    if (options.stdin === undefined) p.stdin.end();
     const out: Buffer[] = [], err: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => out.push(c));
     p.stderr.on('data', (c: Buffer) => err.push(c));
@@ -349,17 +355,19 @@ export class Container implements AsyncDisposable {
 
   async #file(args: string[], input?: string | Uint8Array): Promise<Buffer> {
     this.#assertRunning('access files');
-    const child = spawn(runtimeBinary(), ['file', '--pid', String(this.pid), '--status-fd', '3', ...args], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    const child = await launchRuntime(['file', '--pid', String(this.pid), ...args], { runRoot: this.#init.runRoot });
     let failure: string | undefined;
-    onEvents(child.stdio[3] as Readable, (e) => {
+    let done = false;
+    onEvents(child.status, (e) => {
       if (e.type === 'error') failure = `${e.message}: ${e.path}: ${e.code}`;
+      if (e.type === 'exit') done = e.code === 0;
     });
-    child.stdin!.on('error', () => {});
-    child.stdin!.end(input ?? '');
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
     const out: Buffer[] = [];
-    child.stdout!.on('data', (c: Buffer) => out.push(c));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    if (code !== 0) throw new SandboxError('FILE_ACCESS_FAILED', failure ?? `file access in sandbox ${this.id} failed (exit ${code})`);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    await child.closed;
+    if (!done) throw new SandboxError('FILE_ACCESS_FAILED', failure ?? `file access in sandbox ${this.id} failed`);
     return Buffer.concat(out);
   }
 

@@ -8,6 +8,7 @@ import { normalizeOptions, type ContainerOptions } from './options.ts';
 import { reapStale, sandboxId } from './reaper.ts';
 import { buildSpec } from './spec.ts';
 import { makeBundle, removeBundle, writeSpec } from './bundle.ts';
+import { launchRuntime } from './launch.ts';
 import { waitUntilReady } from './wait.ts';
 import { Network, networkNamed } from '../net/network.ts';
 
@@ -91,9 +92,10 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
       inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
     writeSpec(runDir, spec);
+    const monitor = await launchRuntime(['run', '--bundle', runDir], { runRoot: host.runRoot, ipc: internal.ipc });
     const container = new Container({
       id, hostname, image, options: normalized, spec, runDir, cgroup, rootless: host.rootless,
-      resolveUser: (u) => image.resolveUser(u), ipc: internal.ipc,
+      resolveUser: (u) => image.resolveUser(u), ipc: internal.ipc, monitor, runRoot: host.runRoot,
     });
     try {
       await container.started;

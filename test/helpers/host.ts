@@ -47,6 +47,15 @@ export function netnsCount(): number {
   return seen.size;
 }
 
+/** The per-process `vtc-runtime spawner` helper. */
+export function isSpawner(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').endsWith('vtc-runtime\u0000spawner\u0000');
+  } catch {
+    return false;
+  }
+}
+
 /** Processes whose command line mentions the native runtime. */
 export function runtimeProcesses(): number[] {
   return allPids().filter((pid) => {

@@ -1,0 +1,154 @@
+// Starting native runtime processes (a sandbox's monitor, an exec, a file
+// copy). Node's child_process forks the whole Node process for every spawn,
+// which costs 3-4 ms at 100 MiB and grows with the heap. So one small
+// `vtc-runtime spawner` per process starts them with posix_spawn, and each
+// started process connects back to a unix socket of ours for its stdio and its
+// control/status channel. Node's own spawn is kept for what needs a Node IPC
+// channel (the pool's workers).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { SandboxError } from '../errors.ts';
+import { runtimeBinary } from './native.ts';
+
+export interface RuntimeProcess {
+  stdout: Readable;
+  stderr: Readable;
+  stdin: Writable;
+  /** Bytes in: signals to the process. Status lines out: `status`. */
+  control: Writable;
+  status: Readable;
+  /** Resolves once every stream is closed (the process and everything holding its stdio are gone). */
+  closed: Promise<void>;
+  /** The ChildProcess, when started by Node itself (ipc). */
+  child?: ChildProcess;
+}
+
+const CONNECT_TIMEOUT_MS = 15_000;
+
+interface Pending { io?: Socket; err?: Socket; ctl?: Socket; done: (p: RuntimeProcess) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }
+
+function allClosed(...sockets: (Readable | Writable | null | undefined)[]): Promise<void> {
+  return Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
+    if (!s || (s as Socket).closed || s.destroyed) resolve();
+    else s.once('close', () => resolve());
+  }))).then(() => {});
+}
+
+/**
+ * Reads the "<token> <role>\n" greeting, then hands the socket on with any bytes after it put back.
+ * Through 'readable' (not 'data'): once that listener is gone the stream waits, unpaused, for
+ * whoever attaches the next 'data' listener, so nothing after the greeting is lost.
+ */
+function greeting(socket: Socket, onLine: (token: string, role: string) => void): void {
+  let buffered = Buffer.alloc(0);
+  const onReadable = () => {
+    let chunk: Buffer | null;
+    while ((chunk = socket.read() as Buffer | null) !== null) {
+      buffered = Buffer.concat([buffered, chunk]);
+      const nl = buffered.indexOf(10);
+      if (nl < 0) continue;
+      socket.off('readable', onReadable);
+      const rest = buffered.subarray(nl + 1);
+      if (rest.length) socket.unshift(rest);
+      const [token = '', role = ''] = buffered.subarray(0, nl).toString().split(' ');
+      onLine(token, role);
+      return;
+    }
+  };
+  socket.on('readable', onReadable);
+  socket.on('error', () => {});
+}
+
+class Spawner {
+  readonly #path: string;
+  readonly #server: Server;
+  readonly #pending = new Map<string, Pending>();
+  #child: ChildProcess | undefined;
+  readonly #ready: Promise<void>;
+
+  constructor(runRoot: string) {
+    mkdirSync(runRoot, { recursive: true, mode: 0o700 });
+    this.#path = join(runRoot, `l${process.pid}-${randomBytes(3).toString('hex')}.sock`);
+    rmSync(this.#path, { force: true });
+    this.#server = createServer((socket) => greeting(socket, (token, role) => this.#arrived(token, role, socket)));
+    this.#ready = new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#path, () => resolve());
+    });
+    this.#server.unref(); // live sandboxes hold their own sockets; an idle spawner keeps nothing alive
+    process.once('exit', () => rmSync(this.#path, { force: true }));
+  }
+
+  #arrived(token: string, role: string, socket: Socket): void {
+    const p = this.#pending.get(token);
+    if (!p || (role !== 'io' && role !== 'err' && role !== 'ctl')) {
+      socket.destroy();
+      return;
+    }
+    p[role] = socket;
+    if (!p.io || !p.err || !p.ctl) return;
+    this.#pending.delete(token);
+    clearTimeout(p.timer);
+    const { io, err, ctl } = p;
+    p.done({ stdout: io, stdin: io, stderr: err, control: ctl, status: ctl, closed: allClosed(io, err, ctl) });
+  }
+
+  #spawner(): ChildProcess {
+    if (this.#child && this.#child.exitCode === null && !this.#child.killed) return this.#child;
+    const child = spawn(runtimeBinary(), ['spawner'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    child.unref();
+    (child.stdin as Writable & { unref?: () => void }).on('error', () => {});
+    (child.stdin as unknown as { _handle?: { unref(): void } })._handle?.unref();
+    child.once('exit', () => {
+      if (this.#child === child) this.#child = undefined;
+    });
+    this.#child = child;
+    return child;
+  }
+
+  async launch(args: string[]): Promise<RuntimeProcess> {
+    await this.#ready;
+    const token = randomBytes(8).toString('hex');
+    const line = [args[0]!, '--connect', this.#path, '--token', token, ...args.slice(1)];
+    if (line.some((a) => a.includes('\t') || a.includes('\n'))) {
+      throw new SandboxError('INVALID_ARGUMENT', 'runtime arguments may not contain tabs or newlines');
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(token);
+        reject(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`));
+      }, CONNECT_TIMEOUT_MS);
+      this.#pending.set(token, { done: resolve, fail: reject, timer });
+      this.#spawner().stdin!.write(`${line.join('\t')}\n`);
+    });
+  }
+}
+
+const SPAWNERS = Symbol.for('vitest-environment-container.spawners');
+// Shared by every copy of this module in the process (test runners load it more than once).
+const spawners = ((globalThis as Record<symbol, unknown>)[SPAWNERS] ??= new Map<string, Spawner>()) as Map<string, Spawner>;
+
+/** Starts `vtc-runtime <args>`; with ipc, through Node (the process gets a Node IPC channel as fd 5). */
+export async function launchRuntime(args: string[], options: { runRoot: string; ipc?: boolean }): Promise<RuntimeProcess> {
+  if (options.ipc) {
+    const child = spawn(runtimeBinary(), [args[0]!, '--control-fd', '3', '--status-fd', '4', '--preserve-fd', '5', ...args.slice(1)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'ipc'],
+      serialization: 'advanced',
+    });
+    const control = child.stdio[3] as Writable;
+    return {
+      stdout: child.stdout!, stderr: child.stderr!, stdin: control, control, status: child.stdio[4] as Readable, child,
+      closed: new Promise((resolve) => child.once('close', () => resolve())),
+    };
+  }
+  let spawner = spawners.get(options.runRoot);
+  if (!spawner) {
+    spawner = new Spawner(options.runRoot);
+    spawners.set(options.runRoot, spawner);
+  }
+  return spawner.launch(args);
+}
