@@ -97,6 +97,11 @@ class Spawner {
     p.done({ stdout: io, stdin: io, stderr: err, control: ctl, status: ctl, closed: allClosed(io, err, ctl) });
   }
 
+  /** Starts the helper now, so the first sandbox does not wait for it. */
+  warm(): void {
+    this.#spawner();
+  }
+
   #spawner(): ChildProcess {
     if (this.#child && this.#child.exitCode === null && !this.#child.killed) return this.#child;
     const child = spawn(runtimeBinary(), ['spawner'], { stdio: ['pipe', 'ignore', 'inherit'] });
@@ -132,6 +137,20 @@ const SPAWNERS = Symbol.for('vitest-environment-container.spawners');
 // Shared by every copy of this module in the process (test runners load it more than once).
 const spawners = ((globalThis as Record<symbol, unknown>)[SPAWNERS] ??= new Map<string, Spawner>()) as Map<string, Spawner>;
 
+function spawnerFor(runRoot: string): Spawner {
+  let spawner = spawners.get(runRoot);
+  if (!spawner) {
+    spawner = new Spawner(runRoot);
+    spawners.set(runRoot, spawner);
+  }
+  return spawner;
+}
+
+/** Gets the spawner going ahead of the first sandbox (a test runner calls this while it loads test files). */
+export function prewarmRuntime(runRoot: string): void {
+  spawnerFor(runRoot).warm();
+}
+
 /** Starts `vtc-runtime <args>`; with ipc, through Node (the process gets a Node IPC channel as fd 5). */
 export async function launchRuntime(args: string[], options: { runRoot: string; ipc?: boolean }): Promise<RuntimeProcess> {
   if (options.ipc) {
@@ -145,10 +164,5 @@ export async function launchRuntime(args: string[], options: { runRoot: string; 
       closed: new Promise((resolve) => child.once('close', () => resolve())),
     };
   }
-  let spawner = spawners.get(options.runRoot);
-  if (!spawner) {
-    spawner = new Spawner(options.runRoot);
-    spawners.set(options.runRoot, spawner);
-  }
-  return spawner.launch(args);
+  return spawnerFor(options.runRoot).launch(args);
 }

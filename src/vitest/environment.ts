@@ -6,6 +6,8 @@ import { FILE_SANDBOX } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
 import { logger } from '../log.ts';
 import { FileSandbox } from './file-sandbox.ts';
+import { prewarmRuntime } from '../runtime/launch.ts';
+import { hostInfo } from '../runtime/host.ts';
 import { onWorkerState } from './worker-state.ts';
 
 const log = logger('vitest');
@@ -41,6 +43,8 @@ const environment: Environment = {
   name: 'container',
   viteEnvironment: 'ssr',
   async setup(global, options) {
+    // The spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
+    prewarmRuntime(hostInfo().runRoot);
     const sandbox = new EnvironmentSandbox();
     sandbox.fileOptions = containerOptions(options);
     sandbox.configOptions = sandbox.fileOptions;
