@@ -51,6 +51,9 @@ const environment: Environment = {
     global[FILE_SANDBOX] = sandbox;
     let stopWatching = () => {};
     if (vitestMajor() === 5) {
+      // Most files have no options of their own, so the options given here are usually the
+      // final ones: start now, and let start() below adopt it (or replace it) once they are known.
+      sandbox.startEarly(sandbox.fileOptions);
       stopWatching = onWorkerState((state) => {
         sandbox.configOptions = containerOptions(state.config.environmentOptions);
         sandbox.setRoot(state.config.root);

@@ -1,11 +1,13 @@
 // One test file's sandbox in Vitest: started from the merged options before
 // the file's first test, checked and stopped after its last.
 import { relative } from 'node:path';
-import { ContainerExitedError, OutOfMemoryError } from '../errors.ts';
+import { ContainerError, ContainerExitedError, OutOfMemoryError } from '../errors.ts';
 import type { FileSandboxHandle } from '../current.ts';
 import { liveContainers, type Container } from '../runtime/container.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
 import { startContainer } from '../runtime/start.ts';
+import { normalizeOptions } from '../runtime/options.ts';
+import { waitUntilReady } from '../runtime/wait.ts';
 import { logger } from '../log.ts';
 import { namedNetworks } from '../net/network.ts';
 
@@ -28,9 +30,24 @@ export class FileSandbox implements FileSandboxHandle {
   #startedWith: ContainerOptions | undefined;
   #file: string | undefined;
   #root = process.cwd();
+  #early: { options: ContainerOptions; container: Promise<Container> } | undefined;
 
   constructor() {
-    this.ready = new Promise(() => {}); // replaced by start()
+    // replaced by start(); settled, so a teardown without a start never waits on it
+    this.ready = Promise.reject(new ContainerError('CONTAINER_NOT_STARTED', "the test file's container was not started"));
+    this.ready.catch(() => {});
+  }
+
+  /**
+   * Starts a sandbox from options that may still change (Vitest tells the file's real options
+   * only later): without its waits, so a sandbox started from the wrong options never blocks.
+   * start() adopts it when the options turn out the same, and runs the waits then.
+   */
+  startEarly(options: ContainerOptions): void {
+    const { waitFor: _waits, ...rest } = options;
+    const container = startContainer(rest);
+    container.catch(() => {}); // surfaced by start(), if adopted
+    this.#early = { options, container };
   }
 
   /** Starts (or, when the options or the file changed, restarts) the container. */
@@ -40,10 +57,23 @@ export class FileSandbox implements FileSandboxHandle {
     this.#startedWith = options;
     this.#file = file ?? this.#file;
     this.container = undefined;
+    const early = this.#early;
+    this.#early = undefined;
     this.ready = (async () => {
       if (previous) await previous.stop();
       log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
-      const c = await startContainer(options);
+      let c: Container;
+      if (early && sameOptions(early.options, options)) {
+        c = await early.container;
+        const { waitFor, timeout } = normalizeOptions(options);
+        await waitUntilReady(c, waitFor, timeout).catch(async (err: unknown) => {
+          await c.stop({ timeout: 0 });
+          throw err;
+        });
+      } else {
+        if (early) void early.container.then((unused) => unused.stop(), () => {});
+        c = await startContainer(options);
+      }
       this.container = c;
       return c;
     })();
@@ -81,6 +111,8 @@ export class FileSandbox implements FileSandboxHandle {
   /** Stops the file's container and anything the file's tests started and left running. */
   async teardown(): Promise<void> {
     await this.ready.catch(() => undefined);
+    if (this.#early) await this.#early.container.then((c) => c.stop(), () => {});
+    this.#early = undefined;
     await Promise.all([...liveContainers].map((c) => c.stop()));
     // Networks named in options belong to the file that used them.
     await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
