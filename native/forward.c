@@ -93,6 +93,12 @@ void forward_close_listeners(void) {
 
 bool forward_active(void) { return nlisteners > 0; }
 
+int forward_fds(int *out, int max) {
+  int n = 0;
+  for (int i = 0; i < nlisteners && n < max; i++) out[n++] = listeners[i].fd;
+  return n;
+}
+
 void forward_register(int epfd) {
   for (int i = 0; i < nlisteners; i++) {
     listener_tags[i] = (listener_tag){ TAG_LISTENER, &listeners[i] };

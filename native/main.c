@@ -20,6 +20,7 @@
 #include "runtime.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -261,6 +262,12 @@ static void child_main(child_args *a) {
   /* EOF instead of the go byte: the monitor died before we were set up. */
   if (read(a->sync_fd, &go, 1) != 1) _exit(EXIT_RUNTIME_ERROR);
   close(a->sync_fd);
+  /* pid 1 never execs, so O_CLOEXEC does not protect it: drop every fd it does not need (the
+   * monitor's control socket, a cgroup directory of the host, anything the caller leaked), or
+   * the sandbox could reach host files through /proc/1/fd. */
+  int keep[72] = { report_fd(), a->preserve_fd };
+  int nkeep = 2 + forward_fds(keep + 2, 70);
+  keep_only_fds(keep, nkeep);
   const jval *linux_ = json_get(a->cfg, "linux");
   /* Entered only now, after the monitor moved us into our cgroup, so that the
    * sandbox sees its own cgroup as "/". */
@@ -402,8 +409,14 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
   join_namespaces(pid, CLONE_NEWUSER | CLONE_NEWNS);
   int in = 0, out = 1;
   const char *path = read_path ? read_path : write_path;
-  if (read_path) in = open(read_path, O_RDONLY | O_CLOEXEC);
-  else out = open(write_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  /* Resolved strictly inside the sandbox's root: no "..", absolute symlink or /proc magic link
+   * (a /proc/<pid>/fd/N planted by the sandbox) may lead out of it. */
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct open_how how = { .flags = (unsigned long long)(read_path ? O_RDONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC),
+                          .mode = read_path ? 0 : mode, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  int fd = root < 0 ? -1 : (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+  if (read_path) in = fd;
+  else out = fd;
   if (in < 0 || out < 0) die("file", path, errno, "cannot open the file in the sandbox");
   char buf[65536];
   for (;;) {
@@ -468,6 +481,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--mode")) mode = (mode_t)strtol(argv[++i], NULL, 8);
     else usage();
   }
+  /* Nothing inherited by accident reaches the sandbox: only the fds named on the command line stay. */
+  int named[3] = { control_fd, report_fd(), preserve_fd };
+  keep_only_fds(named, 3);
   if (!strcmp(cmd, "spawner")) return cmd_spawner();
   if (connect_path) {
     if (!token) usage();

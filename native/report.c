@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int status_fd = -1;
@@ -60,6 +61,21 @@ void die(const char *stage, const char *path, int err, const char *fmt, ...) {
     fprintf(stderr, "vtc-runtime: %s: %s%s%s%s%s\n", stage, msg, path ? " " : "", path ? path : "", err ? ": " : "",
             err ? strerror(err) : "");
   _exit(EXIT_RUNTIME_ERROR);
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+void keep_only_fds(const int *keep, int n) {
+  int sorted[80], m = 0;
+  for (int i = 0; i < n && m < 80; i++)
+    if (keep[i] > 2) sorted[m++] = keep[i];
+  qsort(sorted, (size_t)m, sizeof *sorted, cmp_int);
+  unsigned int from = 3;
+  for (int i = 0; i < m; i++) {
+    if ((unsigned)sorted[i] > from) syscall(SYS_close_range, from, (unsigned)sorted[i] - 1, 0);
+    from = (unsigned)sorted[i] + 1;
+  }
+  syscall(SYS_close_range, from, ~0U, 0);
 }
 
 char *read_file(const char *path, size_t max) {

@@ -65,10 +65,13 @@ void cgroup_join_v1(const char *path, pid_t pid);
 void forward_listen(const jval *cfg);     /* monitor, before clone */
 void forward_close_listeners(void);       /* monitor, after clone */
 bool forward_active(void);
+int forward_fds(int *out, int max);       /* the listeners pid 1 must keep */
 void forward_register(int epfd);          /* pid 1 */
 void forward_event(int epfd, void *tag, uint32_t events);
 
 /* ---- util ---- */
+/* Closes every fd above 2 except those in keep (n of them; -1 entries ignored). */
+void keep_only_fds(const int *keep, int n);
 char *read_file(const char *path, size_t max);
 char **json_str_array(const jval *arr);
 #endif
