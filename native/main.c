@@ -387,9 +387,19 @@ static bool same_ns(pid_t pid, const char *ns) {
   return sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
+static unsigned long expected_pidns; /* --pidns: the sandbox's pid namespace, to tell it from a reused pid */
+
 static int join_namespaces(pid_t pid, int only) {
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) die("exec", NULL, errno, "the sandbox's pid 1 (%d) is gone", pid);
+  if (expected_pidns) {
+    /* The pidfd pins the process; /proc/<pid> now names the same one (or it is gone). */
+    char ns[64];
+    struct stat st;
+    snprintf(ns, sizeof ns, "/proc/%d/ns/pid", pid);
+    if (stat(ns, &st) < 0 || st.st_ino != expected_pidns || syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+      die("exec", NULL, ESRCH, "the sandbox's pid 1 (%d) is gone (its pid now belongs to another process)", pid);
+  }
   int flags = 0;
   static const struct { const char *name; int flag; } joinable[] = {
     {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET},
@@ -473,6 +483,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--preserve-fd")) preserve_fd = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--connect")) connect_path = argv[++i];
     else if (!strcmp(argv[i], "--token")) token = argv[++i];
+    else if (!strcmp(argv[i], "--pidns")) expected_pidns = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];

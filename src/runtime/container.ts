@@ -7,6 +7,7 @@ import { logger } from '../log.ts';
 import type { SandboxCgroup, CgroupStats } from './cgroups/index.ts';
 import { commandNotFound, runtimeError } from './errors-map.ts';
 import { removeBundle } from './bundle.ts';
+import { pidNamespaceOf } from './reaper.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
 import type { RuntimeImage } from './image.ts';
 import { launchRuntime, type RuntimeProcess } from './launch.ts';
@@ -109,6 +110,8 @@ export class Container implements AsyncDisposable {
   #logBytes = 0;
   readonly #followers = new Set<PassThrough>();
   readonly #ports = new Map<number, number>();
+  /** The sandbox's pid namespace: exec and file access check it, so a reused pid is never joined. */
+  #pidNamespace = '0';
   #mainExit: { code: number; signal?: number } | undefined;
   #finalStats: ContainerStats | undefined;
   #exit: ExitInfo | undefined;
@@ -142,7 +145,7 @@ export class Container implements AsyncDisposable {
     onEvents(this.#monitor.status, (e: RuntimeEvent) => {
       log('%s event %o', this.id, e);
       switch (e.type) {
-        case 'created': this.pid = e.pid; break;
+        case 'created': this.pid = e.pid; this.#pidNamespace = pidNamespaceOf(e.pid); break;
         case 'port': this.#ports.set(e.port, e.hostPort); break;
         case 'started': resolveStarted(); break;
         case 'exec-failed': if (!startSettled) rejectStarted(commandNotFound(e.path, e.code)); break;
@@ -315,7 +318,7 @@ export class Container implements AsyncDisposable {
       throw new SandboxError('INVALID_COMMAND', 'exec needs a non-empty array of strings, e.g. ["redis-cli", "ping"]');
     }
     const proc = await this.#processSpec(cmd, options);
-    const args = ['exec', '--pid', String(this.pid)];
+    const args = ['exec', '--pid', String(this.pid), '--pidns', this.#pidNamespace];
     if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
     const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot });
     let failure: ContainerError | undefined;
@@ -326,10 +329,23 @@ export class Container implements AsyncDisposable {
     });
     for (const stream of [child.stdin, child.control]) stream.on('error', () => {});
     if (options.stdin !== undefined) child.stdin.end(options.stdin);
-    const exited = child.closed.then(() => {
-      if (failure) throw failure;
-      if (exitCode === undefined) throw new SandboxError('EXEC_FAILED', `exec in sandbox ${this.id} ended without an exit status`);
-      return exitCode;
+    // Done when the runtime's exec process is (its control socket closes): not when stdout closes,
+    // which a background process the command started may hold open for as long as it likes.
+    const exited = new Promise<number>((resolve, reject) => {
+      child.control.once('close', () => {
+        const settle = () => {
+          clearTimeout(cutoff);
+          if (failure) reject(failure);
+          else if (exitCode === undefined) reject(new SandboxError('EXEC_FAILED', `exec in sandbox ${this.id} ended without an exit status`));
+          else resolve(exitCode);
+        };
+        // What the command wrote before it exited is already in the sockets; give it a moment to arrive.
+        const cutoff = setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }, 50);
+        void Promise.all([child.stdout, child.stderr].map((s) => new Promise((r) => (s.destroyed ? r(null) : s.once('close', r))))).then(settle);
+      });
     });
     exited.catch(() => {});
     return {
@@ -355,7 +371,7 @@ export class Container implements AsyncDisposable {
 
   async #file(args: string[], input?: string | Uint8Array): Promise<Buffer> {
     this.#assertRunning('access files');
-    const child = await launchRuntime(['file', '--pid', String(this.pid), ...args], { runRoot: this.#init.runRoot });
+    const child = await launchRuntime(['file', '--pid', String(this.pid), '--pidns', this.#pidNamespace, ...args], { runRoot: this.#init.runRoot });
     let failure: string | undefined;
     let done = false;
     onEvents(child.status, (e) => {

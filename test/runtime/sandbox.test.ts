@@ -72,6 +72,12 @@ describe('process', () => {
     await expect(startContainer({ cmd: ['no-such-command-xyz'] })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
   });
 
+  test('exec returns when its command exits, even if it left a background process holding stdout', async () => {
+    const r = await c.exec(['sh', '-c', 'sleep 30 & echo started']);
+    expect(r).toMatchObject({ exitCode: 0, stdout: 'started\n' });
+    await c.exec(['sh', '-c', 'kill $(pgrep -f "sleep 30") 2>/dev/null; true']);
+  });
+
   test('exit code, env, workdir and user reach the process', async () => {
     const r = await c.exec(['sh', '-c', 'echo "$FOO $(pwd) $(id -u)"; exit 3'], { env: { FOO: 'bar' }, workdir: '/tmp', user: '65534' });
     expect(r).toMatchObject({ exitCode: 3, stdout: 'bar /tmp 65534\n' });
