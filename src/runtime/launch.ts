@@ -7,12 +7,14 @@
 // channel (the pool's workers).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { SandboxError } from '../errors.ts';
+import { ensureRunRoot } from './bundle.ts';
 import { runtimeBinary } from './native.ts';
+import { sandboxId } from './reaper.ts';
 
 export interface RuntimeProcess {
   stdout: Readable;
@@ -71,8 +73,9 @@ class Spawner {
   readonly #ready: Promise<void>;
 
   constructor(runRoot: string) {
-    mkdirSync(runRoot, { recursive: true, mode: 0o700 });
-    this.#path = join(runRoot, `l${process.pid}-${randomBytes(3).toString('hex')}.sock`);
+    ensureRunRoot(runRoot);
+    // Named like a sandbox (owner pid, start time): the reaper removes it once its owner is gone.
+    this.#path = join(runRoot, `${sandboxId()}.sock`);
     rmSync(this.#path, { force: true });
     this.#server = createServer((socket) => greeting(socket, (token, role) => this.#arrived(token, role, socket)));
     this.#ready = new Promise((resolve, reject) => {
@@ -124,6 +127,8 @@ class Spawner {
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        const p = this.#pending.get(token);
+        for (const socket of [p?.io, p?.err, p?.ctl]) socket?.destroy();
         this.#pending.delete(token);
         reject(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`));
       }, CONNECT_TIMEOUT_MS);

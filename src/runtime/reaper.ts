@@ -82,7 +82,8 @@ export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, c
     // no run root yet
   }
   for (const name of entries) {
-    if (!ownerAlive(name)) {
+    // bundles are named by sandbox id; spawner sockets by an id too, with .sock after it
+    if (!ownerAlive(name.replace(/\.sock$/, ''))) {
       log('removing stale bundle %s', name);
       rmSync(join(runRoot, name), { recursive: true, force: true });
     }
