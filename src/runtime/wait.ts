@@ -96,7 +96,10 @@ export async function waitUntilReady(c: Container, waits: WaitFor[], timeoutMs: 
           `the container's main process exited with code ${exit.exitCode}${exit.oomKilled ? ' (killed: out of memory)' : ''} while waiting for ${describe(w)}\n  last output:\n${lastLines(c.logs())}`,
           exit.exitCode);
       }
-      if (await satisfied(c, w).catch(() => false)) break;
+      // A check that blocks (a healthcheck that hangs) must not outlive the deadline either.
+      const remaining = Math.max(0, deadline - performance.now());
+      const ok = await Promise.race([satisfied(c, w).catch(() => false), sleep(remaining).then(() => false)]);
+      if (ok) break;
       if (performance.now() > deadline) {
         throw new WaitTimeoutError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${describe(w)}\n  last output:\n${lastLines(c.logs())}`,
           { fix: 'raise the `timeout` option, or check the wait strategy against the output above' });

@@ -53,13 +53,14 @@ export class FileSandbox implements FileSandboxHandle {
   /** Starts (or, when the options or the file changed, restarts) the container. */
   start(options: ContainerOptions, file?: string): Promise<Container> {
     if (this.#startedWith && sameOptions(this.#startedWith, options) && (!file || !this.#file || file === this.#file)) return this.ready;
-    const previous = this.container;
+    const previousReady = this.ready; // a start still in flight counts as the previous container too
     this.#startedWith = options;
     this.#file = file ?? this.#file;
     this.container = undefined;
     const early = this.#early;
     this.#early = undefined;
     this.ready = (async () => {
+      const previous = await previousReady.catch(() => undefined);
       if (previous) await previous.stop();
       log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
       let c: Container;

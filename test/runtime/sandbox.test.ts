@@ -148,6 +148,14 @@ describe('file system', () => {
   });
 });
 
+describe('waits', () => {
+  test('a command wait that blocks still times out at the deadline, with a typed error', async () => {
+    const t0 = performance.now();
+    await expect(startContainer({ waitFor: { command: ['sleep', '100'] }, timeout: 300 })).rejects.toMatchObject({ code: 'WAIT_TIMEOUT' });
+    expect(performance.now() - t0).toBeLessThan(20_000); // not hung for the command's 100 s
+  });
+});
+
 describe('bad input', () => {
   test('unknown options', async () => {
     await expect(startContainer({ memroy: '1g' } as never)).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('"memroy"') });
