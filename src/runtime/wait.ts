@@ -98,7 +98,8 @@ export async function waitUntilReady(c: Container, waits: WaitFor[], timeoutMs: 
       }
       // A check that blocks (a healthcheck that hangs) must not outlive the deadline either.
       const remaining = Math.max(0, deadline - performance.now());
-      const ok = await Promise.race([satisfied(c, w).catch(() => false), sleep(remaining).then(() => false)]);
+      // (unref'd: a check that finished in time must not leave a timer holding the process open)
+      const ok = await Promise.race([satisfied(c, w).catch(() => false), sleep(remaining, false, { ref: false })]);
       if (ok) break;
       if (performance.now() > deadline) {
         throw new WaitTimeoutError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${describe(w)}\n  last output:\n${lastLines(c.logs())}`,
