@@ -53,6 +53,17 @@ describe('lifecycle', () => {
     expect(ids.filter((id) => existsSync(`${hostInfo().runRoot}/${id}`))).toEqual([]);
   });
 
+  test('a process that used sandboxes and stopped them ends by itself: no timer, socket or helper holds it open', async () => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/exits-by-itself.ts', import.meta.url))], { stdio: 'inherit' });
+    const started = performance.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const guard = setTimeout(() => { child.kill('SIGKILL'); resolve(null); }, 30_000);
+      child.on('exit', (c) => { clearTimeout(guard); resolve(c); });
+    });
+    expect(code).toBe(0);
+    expect(performance.now() - started).toBeLessThan(25_000); // the waits' 60 s deadline timers once held it
+  }, 40_000);
+
   test('SIGKILL of the owning process takes its sandboxes with it within a second; the next start reaps its cgroups', async () => {
     const owner = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/owner.ts', import.meta.url)), JSON.stringify(limits)], {
       stdio: ['ignore', 'pipe', 'inherit'],
