@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let runs = 0;
@@ -24,8 +25,15 @@ export function runJest(fixture: string, args: string[] = [], env: Record<string
   return run(fixture, [join(repo, 'node_modules', 'jest', 'bin', 'jest.js'), ...args], env);
 }
 
+// Every run's cgroup parent goes, even when a test fails or times out before it checks it.
+const parents: string[] = [];
+afterAll(() => {
+  for (const parent of parents) leftoverCgroups(parent);
+});
+
 function run(fixture: string, argv: string[], env: Record<string, string>): Promise<RunResult> {
   const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
+  parents.push(cgroupParent);
   const child = spawn(process.execPath, argv, {
     cwd: fixtureDir(fixture),
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', VTC_CGROUP_PARENT: cgroupParent, ...env },
@@ -51,6 +59,7 @@ export interface WatchRun {
 /** `vitest watch --root <dir>` as a user would start it, with run-fixture's env conventions (own cgroup parent). */
 export function startVitestWatch(dir: string, args: string[] = [], env: Record<string, string> = {}): WatchRun {
   const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
+  parents.push(cgroupParent);
   const child = spawn(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'watch', '--root', dir, ...args], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', VTC_CGROUP_PARENT: cgroupParent, ...env },
