@@ -340,11 +340,9 @@ export class Container implements AsyncDisposable {
           else resolve(exitCode);
         };
         // What the command wrote before it exited is already in the sockets; give it a moment to arrive.
-        const cutoff = setTimeout(() => {
-          child.stdout.destroy();
-          child.stderr.destroy();
-        }, 50);
-        void Promise.all([child.stdout, child.stderr].map((s) => new Promise((r) => (s.destroyed ? r(null) : s.once('close', r))))).then(settle);
+        const cutoff = setTimeout(() => child.release(), 50);
+        const ended = (s: Readable) => new Promise((r) => (s.readableEnded || s.destroyed ? r(null) : s.once('end', r).once('close', r)));
+        void Promise.all([ended(child.stdout), ended(child.stderr)]).then(settle);
       });
     });
     exited.catch(() => {});
@@ -382,6 +380,7 @@ export class Container implements AsyncDisposable {
     child.stdin.end(input ?? '');
     const out: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.resume(); // the runtime says nothing there, but it must be read to its end
     await child.closed;
     if (!done) throw new SandboxError('FILE_ACCESS_FAILED', failure ?? `file access in sandbox ${this.id} failed`);
     return Buffer.concat(out);

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { SandboxError } from '../errors.ts';
 import { ensureRunRoot } from './bundle.ts';
 import { runtimeBinary } from './native.ts';
@@ -23,15 +23,20 @@ export interface RuntimeProcess {
   /** Bytes in: signals to the process. Status lines out: `status`. */
   control: Writable;
   status: Readable;
-  /** Resolves once every stream is closed (the process and everything holding its stdio are gone). */
+  /**
+   * Resolves once every stream is closed (the process and everything holding its stdio are gone)
+   * and what they carried was read: stdout, stderr and status must be consumed.
+   */
   closed: Promise<void>;
+  /** Lets go of stdout and stderr even if something (a background process) still holds their other end. */
+  release(): void;
   /** The ChildProcess, when started by Node itself (ipc). */
   child?: ChildProcess;
 }
 
 const CONNECT_TIMEOUT_MS = 15_000;
 
-interface Pending { io?: Socket; err?: Socket; ctl?: Socket; done: (p: RuntimeProcess) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }
+interface Pending { io?: Connection; err?: Connection; ctl?: Connection; done: (p: RuntimeProcess) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }
 
 function allClosed(...sockets: (Readable | Writable | null | undefined)[]): Promise<void> {
   return Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
@@ -40,29 +45,41 @@ function allClosed(...sockets: (Readable | Writable | null | undefined)[]): Prom
   }))).then(() => {});
 }
 
+function consumed(stream: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.readableEnded || stream.destroyed) resolve();
+    else stream.once('end', () => resolve()).once('close', () => resolve());
+  });
+}
+
+/** One connection back from a runtime process: the socket, and what it sends after its greeting. */
+interface Connection { socket: Socket; incoming: PassThrough }
+
 /**
- * Reads the "<token> <role>\n" greeting, then hands the socket on with any bytes after it put back.
- * Through 'readable' (not 'data'): once that listener is gone the stream waits, unpaused, for
- * whoever attaches the next 'data' listener, so nothing after the greeting is lost.
+ * Reads the "<token> <role>\n" greeting; everything after it goes, in order, into a PassThrough
+ * handed to the consumer. A 'data' listener from the first byte on: no paused-stream subtleties,
+ * nothing lost however early the process writes or closes.
  */
-function greeting(socket: Socket, onLine: (token: string, role: string) => void): void {
-  let buffered = Buffer.alloc(0);
-  const onReadable = () => {
-    let chunk: Buffer | null;
-    while ((chunk = socket.read() as Buffer | null) !== null) {
-      buffered = Buffer.concat([buffered, chunk]);
-      const nl = buffered.indexOf(10);
-      if (nl < 0) continue;
-      socket.off('readable', onReadable);
-      const rest = buffered.subarray(nl + 1);
-      if (rest.length) socket.unshift(rest);
-      const [token = '', role = ''] = buffered.subarray(0, nl).toString().split(' ');
-      onLine(token, role);
+function greeting(socket: Socket, onLine: (token: string, role: string, c: Connection) => void): void {
+  let buffered: Buffer | undefined = Buffer.alloc(0);
+  const incoming = new PassThrough();
+  socket.on('data', (chunk: Buffer) => {
+    if (!buffered) {
+      incoming.write(chunk);
       return;
     }
-  };
-  socket.on('readable', onReadable);
-  socket.on('error', () => {});
+    buffered = Buffer.concat([buffered, chunk]);
+    const nl = buffered.indexOf(10);
+    if (nl < 0) return;
+    const line = buffered.subarray(0, nl).toString();
+    const rest = buffered.subarray(nl + 1);
+    buffered = undefined;
+    if (rest.length) incoming.write(rest);
+    const [token = '', role = ''] = line.split(' ');
+    onLine(token, role, { socket, incoming });
+  });
+  socket.on('end', () => incoming.end());
+  socket.on('error', () => incoming.end());
 }
 
 class Spawner {
@@ -77,7 +94,7 @@ class Spawner {
     // Named like a sandbox (owner pid, start time): the reaper removes it once its owner is gone.
     this.#path = join(runRoot, `${sandboxId()}.sock`);
     rmSync(this.#path, { force: true });
-    this.#server = createServer((socket) => greeting(socket, (token, role) => this.#arrived(token, role, socket)));
+    this.#server = createServer((socket) => greeting(socket, (token, role, c) => this.#arrived(token, role, c)));
     this.#ready = new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(this.#path, () => resolve());
@@ -86,18 +103,28 @@ class Spawner {
     process.once('exit', () => rmSync(this.#path, { force: true }));
   }
 
-  #arrived(token: string, role: string, socket: Socket): void {
+  #arrived(token: string, role: string, c: Connection): void {
     const p = this.#pending.get(token);
     if (!p || (role !== 'io' && role !== 'err' && role !== 'ctl')) {
-      socket.destroy();
+      c.socket.destroy();
       return;
     }
-    p[role] = socket;
+    p[role] = c;
     if (!p.io || !p.err || !p.ctl) return;
     this.#pending.delete(token);
     clearTimeout(p.timer);
     const { io, err, ctl } = p;
-    p.done({ stdout: io, stdin: io, stderr: err, control: ctl, status: ctl, closed: allClosed(io, err, ctl) });
+    p.done({
+      stdout: io.incoming, stdin: io.socket, stderr: err.incoming, control: ctl.socket, status: ctl.incoming,
+      // The sockets' 'close' can come before the last 'data' through the PassThroughs: wait for both.
+      closed: Promise.all([allClosed(io.socket, err.socket, ctl.socket), consumed(io.incoming), consumed(err.incoming), consumed(ctl.incoming)]).then(() => {}),
+      release: () => {
+        for (const c of [io, err]) {
+          c.socket.destroy();
+          c.incoming.end();
+        }
+      },
+    });
   }
 
   /** Starts the helper now, so the first sandbox does not wait for it. */
@@ -128,7 +155,7 @@ class Spawner {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const p = this.#pending.get(token);
-        for (const socket of [p?.io, p?.err, p?.ctl]) socket?.destroy();
+        for (const c of [p?.io, p?.err, p?.ctl]) c?.socket.destroy();
         this.#pending.delete(token);
         reject(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`));
       }, CONNECT_TIMEOUT_MS);
@@ -167,6 +194,10 @@ export async function launchRuntime(args: string[], options: { runRoot: string; 
     return {
       stdout: child.stdout!, stderr: child.stderr!, stdin: control, control, status: child.stdio[4] as Readable, child,
       closed: new Promise((resolve) => child.once('close', () => resolve())),
+      release: () => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+      },
     };
   }
   return spawnerFor(options.runRoot).launch(args);
