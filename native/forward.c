@@ -91,8 +91,6 @@ void forward_close_listeners(void) {
   for (int i = 0; i < nlisteners; i++) close(listeners[i].fd);
 }
 
-bool forward_active(void) { return nlisteners > 0; }
-
 int forward_fds(int *out, int max) {
   int n = 0;
   for (int i = 0; i < nlisteners && n < max; i++) out[n++] = listeners[i].fd;

@@ -64,7 +64,6 @@ void cgroup_join_v1(const char *path, pid_t pid);
 /* ---- forward.c: host loopback → sandbox ports ---- */
 void forward_listen(const jval *cfg);     /* monitor, before clone */
 void forward_close_listeners(void);       /* monitor, after clone */
-bool forward_active(void);
 int forward_fds(int *out, int max);       /* the listeners pid 1 must keep */
 void forward_register(int epfd);          /* pid 1 */
 void forward_event(int epfd, void *tag, uint32_t events);

@@ -77,8 +77,6 @@ export interface ContainerInit {
   cgroup: SandboxCgroup | undefined;
   rootless: boolean;
   resolveUser: (user: string) => Promise<ProcessSpec['user']>;
-  /** Give the main process a Node IPC channel (the Vitest pool's workers): fd 5 inside, `channel` outside. */
-  ipc?: boolean;
   /** The sandbox's monitor, already started (see launch.ts). */
   monitor: RuntimeProcess;
   runRoot: string;

@@ -95,7 +95,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     const monitor = await launchRuntime(['run', '--bundle', runDir], { runRoot: host.runRoot, ipc: internal.ipc });
     const container = new Container({
       id, hostname, image, options: normalized, spec, runDir, cgroup, rootless: host.rootless,
-      resolveUser: (u) => image.resolveUser(u), ipc: internal.ipc, monitor, runRoot: host.runRoot,
+      resolveUser: (u) => image.resolveUser(u), monitor, runRoot: host.runRoot,
     });
     try {
       await container.started;
