@@ -254,6 +254,7 @@ typedef struct {
   int ns_flags;
   bool in_userns;
   int preserve_fd;
+  const char *cgroup_v1_path; /* the child joins it itself (see cgroup_join_v1_self) */
 } child_args;
 
 static void child_main(child_args *a) {
@@ -269,8 +270,9 @@ static void child_main(child_args *a) {
   int nkeep = 2 + forward_fds(keep + 2, 70);
   keep_only_fds(keep, nkeep);
   const jval *linux_ = json_get(a->cfg, "linux");
-  /* Entered only now, after the monitor moved us into our cgroup, so that the
-   * sandbox sees its own cgroup as "/". */
+  /* cgroup v1: we move ourselves, first thing, before anything of the sandbox runs (v2: born there). */
+  if (a->cgroup_v1_path) cgroup_join_v1_self(a->cgroup_v1_path);
+  /* Entered only now, inside our cgroup, so that the sandbox sees its own cgroup as "/". */
   if ((a->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) die("namespaces", "cgroup", errno, "unshare(CLONE_NEWCGROUP)");
   const char *hostname = json_str(a->cfg, "hostname");
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) die("hostname", hostname, errno, "sethostname");
@@ -330,7 +332,7 @@ static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
     close(sv[0]);
     bool in_userns = false;
     for (const jval *n = nss ? nss->child : NULL; n; n = n->next) in_userns |= !strcmp(json_str(n, "type"), "user");
-    child_args a = { cfg, bundle, sv[1], flags, in_userns, preserve_fd };
+    child_args a = { cfg, bundle, sv[1], flags, in_userns, preserve_fd, cgroup_fd < 0 ? cgroup_path : NULL };
     child_main(&a);
   }
   close(sv[1]);
@@ -341,7 +343,6 @@ static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
 
   /* From here on a failure must take the child with it. */
   if (flags & CLONE_NEWUSER) write_id_maps((pid_t)pid, linux_);
-  if (cgroup_path && cgroup_fd < 0) cgroup_join_v1(cgroup_path, (pid_t)pid);
   report_event("created", ",\"pid\":%ld", pid);
   if (write(sv[0], "g", 1) != 1) die("run", NULL, errno, "releasing the sandbox");
   close(sv[0]);
@@ -389,6 +390,7 @@ static bool same_ns(pid_t pid, const char *ns) {
 
 static unsigned long expected_pidns; /* --pidns: the sandbox's pid namespace, to tell it from a reused pid */
 
+/* Returns the pidfd of the sandbox's pid 1 (the caller closes it). */
 static int join_namespaces(pid_t pid, int only) {
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) die("exec", NULL, errno, "the sandbox's pid 1 (%d) is gone", pid);
@@ -408,15 +410,14 @@ static int join_namespaces(pid_t pid, int only) {
   for (size_t i = 0; i < sizeof joinable / sizeof joinable[0]; i++)
     if ((joinable[i].flag & only) && !same_ns(pid, joinable[i].name)) flags |= joinable[i].flag;
   if (flags && setns(pidfd, flags) < 0) die("exec", NULL, errno, "joining the sandbox's namespaces");
-  close(pidfd);
-  return flags;
+  return pidfd;
 }
 
 /* Streams one file between stdio and the sandbox. It runs inside the
  * sandbox's mount namespace, so the path (and every symlink on it) resolves
  * against the sandbox's root, never the host's. */
 static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mode_t mode) {
-  join_namespaces(pid, CLONE_NEWUSER | CLONE_NEWNS);
+  close(join_namespaces(pid, CLONE_NEWUSER | CLONE_NEWNS));
   int in = 0, out = 1;
   const char *path = read_path ? read_path : write_path;
   /* Resolved strictly inside the sandbox's root: no "..", absolute symlink or /proc magic link
@@ -448,20 +449,16 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
 
 static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json, int control_fd) {
   jval *process = parse_or_die(process_json, "process");
-  if (cgroup_path) {
-    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
-      char procs[4200];
-      snprintf(procs, sizeof procs, "/sys/fs/cgroup/%s/cgroup.procs", cgroup_path);
-      int fd = open(procs, O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write(fd, "0", 1) != 1) die("cgroup", procs, errno, "joining the sandbox's cgroup");
-      close(fd);
-    } else {
-      cgroup_join_v1(cgroup_path, getpid());
-    }
-  }
-  join_namespaces(pid, ~0);
   proc_spec p;
   proc_spec_load(&p, process);
+  /* The command joins the sandbox's cgroup without a migration of a thread group (see cgroup.c):
+   * on cgroup2 it is born there, on v1 this single-threaded helper moves itself and forks it. */
+  if (cgroup_path) {
+    p.cgroup_fd = cgroup_open_v2(cgroup_path);
+    if (p.cgroup_fd < 0) cgroup_join_v1_self(cgroup_path);
+  }
+  int pidfd = join_namespaces(pid, p.cgroup_fd >= 0 ? ~CLONE_NEWCGROUP : ~0);
+  if (p.cgroup_fd >= 0) p.cgroupns_fd = pidfd;
   int code = run_and_wait(&p, report_fd() >= 0, control_fd);
   report_event("exit", ",\"code\":%d", code);
   return code;

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,8 @@ void proc_spec_load(proc_spec *p, const jval *process) {
   p->caps = json_get(process, "capabilities");
   p->rlimits = json_get(process, "rlimits");
   p->preserve_fd = -1;
+  p->cgroup_fd = -1;
+  p->cgroupns_fd = -1;
 }
 
 static void apply_rlimits(const jval *rlimits) {
@@ -182,12 +186,27 @@ void proc_exec(const proc_spec *p, int errfd) {
 static pid_t spawn_checked(const proc_spec *p, bool report_started) {
   int errpipe[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0) die("process", NULL, errno, "pipe");
-  pid_t pid = fork();
+  pid_t pid;
+  if (p->cgroup_fd >= 0) {
+    /* Born in the cgroup: no migration, so no wait for the kernel's cgroup lock (see cgroup.c). */
+    struct clone_args ca = { .flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)p->cgroup_fd };
+    pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+  } else {
+    pid = fork();
+  }
   if (pid < 0) die("process", NULL, errno, "fork");
   if (pid == 0) {
     close(errpipe[0]);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     setsid();
+    /* Only now: with nsdelegate, a process must see its source cgroup from its cgroup namespace to be born elsewhere. */
+    if (p->cgroupns_fd >= 0 && setns(p->cgroupns_fd, CLONE_NEWCGROUP) < 0) {
+      int err = errno;
+      ssize_t w = write(errpipe[1], &err, sizeof err);
+      (void)w;
+      fprintf(stderr, "vtc-runtime: joining the sandbox's cgroup namespace: %s\n", strerror(err));
+      _exit(126);
+    }
     proc_exec(p, errpipe[1]);
   }
   close(errpipe[1]);

@@ -37,6 +37,8 @@ typedef struct {
   const jval *caps;    /* process.capabilities, may be NULL (keep everything) */
   const jval *rlimits; /* process.rlimits, may be NULL */
   int preserve_fd;     /* an extra fd the process keeps (e.g. Node's IPC channel), or -1 */
+  int cgroup_fd;       /* a cgroup2 directory the process is born in (CLONE_INTO_CGROUP), or -1 */
+  int cgroupns_fd;     /* with cgroup_fd: a pidfd whose cgroup namespace the process then enters, or -1 */
 } proc_spec;
 
 void proc_spec_load(proc_spec *p, const jval *process);
@@ -58,8 +60,8 @@ void loopback_up(void);
 /* ---- cgroup.c ---- */
 /* Opens the cgroup2 directory for CLONE_INTO_CGROUP, or -1 when the host is not pure cgroup2. */
 int cgroup_open_v2(const char *path);
-/* Writes pid into <hierarchy>/<path>/cgroup.procs of every cgroup v1 hierarchy where it exists. */
-void cgroup_join_v1(const char *path, pid_t pid);
+/* Moves the calling (single-threaded) process into <hierarchy>/<path> of every cgroup v1 hierarchy where it exists. */
+void cgroup_join_v1_self(const char *path);
 
 /* ---- forward.c: host loopback → sandbox ports ---- */
 void forward_listen(const jval *cfg);     /* monitor, before clone */
