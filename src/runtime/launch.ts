@@ -6,7 +6,6 @@
 // control/status channel. Node's own spawn is kept for what needs a Node IPC
 // channel (the pool's workers).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -35,6 +34,10 @@ export interface RuntimeProcess {
 }
 
 const CONNECT_TIMEOUT_MS = 15_000;
+// Tokens only pair a connection with its launch: the socket sits in a directory that only we
+// can enter (see ensureRunRoot), so they need not be secret. (node:crypto would cost a test
+// worker ~5 ms to load, on every file.)
+let launches = 0;
 
 interface Pending { io?: Connection; err?: Connection; ctl?: Connection; done: (p: RuntimeProcess) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }
 
@@ -147,7 +150,7 @@ class Spawner {
 
   async launch(args: string[]): Promise<RuntimeProcess> {
     await this.#ready;
-    const token = randomBytes(8).toString('hex');
+    const token = `${process.pid}.${++launches}`;
     const line = [args[0]!, '--connect', this.#path, '--token', token, ...args.slice(1)];
     if (line.some((a) => a.includes('\t') || a.includes('\n'))) {
       throw new SandboxError('INVALID_ARGUMENT', 'runtime arguments may not contain tabs or newlines');
