@@ -17,7 +17,7 @@ export function arg(argv: string[], name: string, fallback: string): string {
 }
 
 export function assertBuilt(): void {
-  if (!existsSync(join(repo, 'dist', 'vitest', 'environment.js')) || !existsSync(join(repo, 'native', 'build', 'vtc-runtime'))) {
+  if (!existsSync(join(repo, 'dist', 'index.js')) || !existsSync(join(repo, 'native', 'build', 'vtc-runtime'))) {
     console.error('build first: npm run build (the environment is loaded from dist/, the runtime from native/build/)');
     process.exit(1);
   }

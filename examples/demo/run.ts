@@ -44,9 +44,12 @@ function fail(what: string, r: Ran): never {
 step('building the native runtime and dist/');
 let r = await run([join(repo, 'native', 'build.mjs')]);
 if (r.code !== 0) fail('native/build.mjs', r);
-r = await run([join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(repo, 'tsconfig.json')]);
+r = await run([join(repo, 'node_modules', 'rolldown', 'bin', 'cli.mjs'), '-c', join(repo, 'rolldown.config.mjs')], { cwd: repo });
+if (r.code !== 0) fail('rolldown', r);
+const bundled = r.seconds;
+r = await run([join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(repo, 'tsconfig.json'), '--emitDeclarationOnly']);
 if (r.code !== 0) fail('tsc', r);
-console.log(`  done (${r.seconds.toFixed(1)} s for tsc)`);
+console.log(`  done (${bundled.toFixed(1)} s for rolldown, ${r.seconds.toFixed(1)} s for tsc)`);
 
 step('building the images from Debian packages (rootfs/; cached in .cache/images)');
 r = await run([join(repo, 'rootfs', 'build.ts'), 'redis', 'postgres'], { show: true });

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // npx vitest-environment-container <command>: doctor, run, images.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../path.ts';
 import { doctor, doctorHelp } from './doctor/command.ts';
 import { images, imagesHelp } from './images.ts';
 import { out, reportError, UsageError } from './output.ts';
@@ -32,7 +34,7 @@ Logs: DEBUG=container:* shows what the runtime does.`;
 
 function version(): string {
   // src/cli/ and dist/cli/ both sit two levels below package.json.
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

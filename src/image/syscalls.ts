@@ -1,9 +1,12 @@
 // The few system calls Node has no API for: mknod (overlay whiteouts, FIFOs)
-// and extended attributes (opaque directories, file capabilities). Loaded
-// lazily through koffi so importing the image layer costs nothing.
-import koffi from 'koffi';
+// and extended attributes (opaque directories, file capabilities, cgroup v2
+// marks). koffi is required on first use, not imported: loading its native
+// addon takes ~8 ms, which every test worker would pay for nothing.
+import { createRequire } from 'node:module';
+import type koffiModule from 'koffi';
 
 interface Libc {
+  errno: () => number;
   mknod: (path: string, mode: number, dev: bigint) => number;
   lsetxattr: (path: string, name: string, value: Buffer, size: number, flags: number) => number;
   lgetxattr: (path: string, name: string, value: Buffer, size: number) => number;
@@ -13,8 +16,10 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (!libc) {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof koffiModule;
     const lib = koffi.load('libc.so.6');
     libc = {
+      errno: () => koffi.errno(),
       mknod: lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
       lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as Libc['lsetxattr'],
       lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)') as Libc['lgetxattr'],
@@ -40,16 +45,16 @@ export class SyscallError extends Error {
 
 /** The overlay whiteout: a character device 0:0 (allowed unprivileged since Linux 5.8). */
 export function mkWhiteout(path: string): void {
-  if (load().mknod(path, S_IFCHR, 0n) !== 0) throw new SyscallError('mknod', koffi.errno(), path);
+  if (load().mknod(path, S_IFCHR, 0n) !== 0) throw new SyscallError('mknod', load().errno(), path);
 }
 
 export function mkFifo(path: string, mode: number): void {
-  if (load().mknod(path, S_IFIFO | (mode & 0o777), 0n) !== 0) throw new SyscallError('mknod', koffi.errno(), path);
+  if (load().mknod(path, S_IFIFO | (mode & 0o777), 0n) !== 0) throw new SyscallError('mknod', load().errno(), path);
 }
 
 /** Sets an xattr on the path itself, never on a symlink's target. */
 export function setXattr(path: string, name: string, value: Buffer): void {
-  if (load().lsetxattr(path, name, value, value.length, 0) !== 0) throw new SyscallError('lsetxattr', koffi.errno(), path);
+  if (load().lsetxattr(path, name, value, value.length, 0) !== 0) throw new SyscallError('lsetxattr', load().errno(), path);
 }
 
 /** The xattr's value, or undefined when absent or unsupported by the filesystem. */
@@ -57,7 +62,7 @@ export function getXattr(path: string, name: string): Buffer | undefined {
   const buf = Buffer.alloc(256);
   const n = load().lgetxattr(path, name, buf, buf.length);
   if (n < 0) {
-    const errno = koffi.errno();
+    const errno = load().errno();
     if (errno === ENODATA || errno === ENOTSUP) return undefined;
     throw new SyscallError('lgetxattr', errno, path);
   }

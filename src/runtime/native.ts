@@ -1,12 +1,11 @@
 // Locates (building on first use when needed) the native runtime binary.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { HostCapabilityError } from '../errors.ts';
+import { packageRoot } from '../path.ts';
 
-// src/runtime/native.ts and dist/runtime/native.js both sit two levels below the package root.
-const nativeDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
+const nativeDir = join(packageRoot(), 'native');
 /** Where the native runtime is (or will be) built. */
 export const runtimeBinaryPath = join(nativeDir, 'build', 'vtc-runtime');
 const binary = runtimeBinaryPath;

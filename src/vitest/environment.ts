@@ -1,6 +1,8 @@
 // `environment: 'container'`: Vitest loads this package's default export.
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../path.ts';
 import type { Environment } from 'vitest/runtime';
 import { FILE_SANDBOX } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
@@ -12,8 +14,8 @@ import { onWorkerState } from './worker-state.ts';
 
 const log = logger('vitest');
 
-// The setup file sits next to this module: .ts in the repository, .js once built.
-const setupFile = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './file-setup.ts' : './file-setup.js', import.meta.url));
+// The setup file: next to this module in the repository (.ts); its own entry of the bundle once built.
+const setupFile = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
 
 function vitestMajor(): number {
   try {
