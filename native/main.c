@@ -3,14 +3,15 @@
  *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N] [--preserve-fd N]
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
- *   vtc-runtime spawner      (reads argument lists on stdin, one per line, tab-separated; starts each)
+ *   vtc-runtime spawner [--listen PATH --owner PID]   (starts the others for Node: see spawner.c)
  *   vtc-runtime features
  *
- * --connect PATH --token T (any command): instead of inheriting stdio and the
- * control/status fds from the caller, connect three times to the caller's unix
- * socket at PATH, saying "T io", "T err" and "T ctl": io is stdin+stdout, err
- * is stderr, ctl carries control bytes in and status lines out. With the
- * spawner this lets a Node process start sandboxes without forking itself.
+ * --connect PATH --token T [--stdin] (any command): instead of inheriting stdio
+ * and the control/status fds from the caller, connect to the caller's unix
+ * socket at PATH, saying "T out", "T err", "T ctl" (and "T in" with --stdin;
+ * otherwise stdin is /dev/null): ctl carries control bytes in and status lines
+ * out. With the spawner this lets a Node process start sandboxes without
+ * forking itself.
  *
  * run: this process stays outside the sandbox as its monitor. It clones the
  * sandbox's pid 1 into new namespaces, writes its id maps, puts it in its
@@ -63,83 +64,18 @@ static int connect_role(const char *path, const char *token, const char *role) {
   return fd;
 }
 
-/* Replaces stdio and the control/status channel with connections to the caller. Returns the ctl fd. */
+/* Replaces stdio and the control/status channel with connections to the caller. Returns the ctl fd.
+ * stdin is a connection of its own (or /dev/null): the caller writing to a process that already
+ * ended must never cost it that process's unread output, as it would on a shared socket. */
 static int connect_caller(const char *path, const char *token, bool stdin_from_caller) {
-  int io = connect_role(path, token, "io"), err = connect_role(path, token, "err"), ctl = connect_role(path, token, "ctl");
-  if (dup2(io, 1) < 0 || dup2(err, 2) < 0) die("connect", path, errno, "dup2");
-  if (stdin_from_caller) {
-    if (dup2(io, 0) < 0) die("connect", path, errno, "dup2");
-  } else {
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0) die("connect", "/dev/null", errno, "stdin");
-    close(null);
-  }
-  close(io);
+  int out = connect_role(path, token, "out"), err = connect_role(path, token, "err"), ctl = connect_role(path, token, "ctl");
+  int in = stdin_from_caller ? connect_role(path, token, "in") : open("/dev/null", O_RDONLY);
+  if (in < 0) die("connect", "/dev/null", errno, "stdin");
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) die("connect", path, errno, "dup2");
+  close(in);
+  close(out);
   close(err);
   return ctl;
-}
-
-static void spawn_line(const char *self, char *line, posix_spawnattr_t *attr) {
-  char *argv[64];
-  int argc = 0;
-  argv[argc++] = (char *)self;
-  for (char *tok = line, *next; tok && argc < 63; tok = next) {
-    next = strchr(tok, '\t');
-    if (next) *next++ = 0;
-    argv[argc++] = tok;
-  }
-  argv[argc] = NULL;
-  pid_t pid;
-  int err = posix_spawn(&pid, self, NULL, attr, argv, environ);
-  if (err) fprintf(stderr, "vtc-runtime spawner: posix_spawn: %s\n", strerror(err));
-}
-
-/* Starts one command per stdin line (tab-separated arguments) with posix_spawn, which does
- * not copy the caller's memory, and reaps them. Ends at end-of-file on stdin; what it
- * started lives on, each tied to its own connection to the caller. */
-static int cmd_spawner(void) {
-  char self[4096];
-  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (len < 0) die("spawner", "/proc/self/exe", errno, "readlink");
-  self[len] = 0;
-  sigset_t chld;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &chld, NULL);
-  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0) die("spawner", NULL, errno, "signalfd");
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  static char buf[1 << 20];
-  size_t used = 0;
-  struct pollfd pfd[2] = { { 0, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-  for (;;) {
-    if (poll(pfd, 2, -1) < 0) { if (errno == EINTR) continue; break; }
-    if (pfd[1].revents) {
-      struct signalfd_siginfo si;
-      while (read(sfd, &si, sizeof si) == sizeof si) {}
-      while (waitpid(-1, NULL, WNOHANG) > 0) {}
-    }
-    if (!pfd[0].revents) continue;
-    ssize_t n = read(0, buf + used, sizeof buf - 1 - used);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    used += (size_t)n;
-    char *start = buf, *nl;
-    while ((nl = memchr(start, '\n', used - (size_t)(start - buf)))) {
-      *nl = 0;
-      spawn_line(self, start, &attr);
-      start = nl + 1;
-    }
-    used -= (size_t)(start - buf);
-    memmove(buf, start, used);
-    if (used == sizeof buf - 1) used = 0; /* a line longer than the buffer: drop it */
-  }
-  return 0;
 }
 
 static void usage(void) {
@@ -469,11 +405,13 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL, *read_path = NULL, *write_path = NULL;
   mode_t mode = 0644;
   int control_fd = -1, preserve_fd = -1;
-  const char *connect_path = NULL, *token = NULL;
+  const char *connect_path = NULL, *token = NULL, *listen_path = NULL;
+  bool stdin_from_caller = false;
   pid_t pid = 0;
   int i = 2;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
     if (!strcmp(argv[i], "--")) { i++; break; }
+    if (!strcmp(argv[i], "--stdin")) { stdin_from_caller = true; continue; }
     if (i + 1 >= argc) usage();
     if (!strcmp(argv[i], "--bundle")) bundle = argv[++i];
     else if (!strcmp(argv[i], "--control-fd")) control_fd = atoi(argv[++i]);
@@ -483,6 +421,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--pidns")) expected_pidns = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--owner")) pid = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--listen")) listen_path = argv[++i];
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
     else if (!strcmp(argv[i], "--read")) read_path = argv[++i];
     else if (!strcmp(argv[i], "--write")) write_path = argv[++i];
@@ -492,10 +432,13 @@ int main(int argc, char **argv) {
   /* Nothing inherited by accident reaches the sandbox: only the fds named on the command line stay. */
   int named[3] = { control_fd, report_fd(), preserve_fd };
   keep_only_fds(named, 3);
-  if (!strcmp(cmd, "spawner")) return cmd_spawner();
+  if (!strcmp(cmd, "spawner")) {
+    if (listen_path && pid <= 0) usage();
+    return cmd_spawner(listen_path, pid);
+  }
   if (connect_path) {
     if (!token) usage();
-    control_fd = connect_caller(connect_path, token, strcmp(cmd, "run") != 0);
+    control_fd = connect_caller(connect_path, token, stdin_from_caller);
     report_init(control_fd);
   }
   if (!strcmp(cmd, "run")) {

@@ -57,6 +57,9 @@ void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns);
 void rootfs_finish(const jval *cfg);   /* after pivot_root: masked and read-only paths */
 void loopback_up(void);
 
+/* ---- spawner.c ---- */
+int cmd_spawner(const char *listen_path, pid_t owner);
+
 /* ---- cgroup.c ---- */
 /* Opens the cgroup2 directory for CLONE_INTO_CGROUP, or -1 when the host is not pure cgroup2. */
 int cgroup_open_v2(const char *path);

@@ -318,15 +318,16 @@ export class Container implements AsyncDisposable {
     const proc = await this.#processSpec(cmd, options);
     const args = ['exec', '--pid', String(this.pid), '--pidns', this.#pidNamespace];
     if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
-    const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot });
+    const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot, stdin: true });
+    const stdin = child.stdin!;
     let failure: ContainerError | undefined;
     let exitCode: number | undefined;
     onEvents(child.status, (e) => {
       if (e.type === 'error') failure = runtimeError(e, this.#init.rootless);
       if (e.type === 'exit') exitCode = e.code;
     });
-    for (const stream of [child.stdin, child.control]) stream.on('error', () => {});
-    if (options.stdin !== undefined) child.stdin.end(options.stdin);
+    child.control.on('error', () => {});
+    if (options.stdin !== undefined) stdin.end(options.stdin);
     // Done when the runtime's exec process is (its control socket closes): not when stdout closes,
     // which a background process the command started may hold open for as long as it likes.
     const exited = new Promise<number>((resolve, reject) => {
@@ -345,7 +346,7 @@ export class Container implements AsyncDisposable {
     });
     exited.catch(() => {});
     return {
-      stdout: child.stdout, stderr: child.stderr, stdin: child.stdin, exited,
+      stdout: child.stdout, stderr: child.stderr, stdin, exited,
       kill: (signal = 'SIGTERM') => {
         const n = os.signals[signal];
         if (n && child.control.writable) child.control.write(Buffer.from([n]));
@@ -367,15 +368,14 @@ export class Container implements AsyncDisposable {
 
   async #file(args: string[], input?: string | Uint8Array): Promise<Buffer> {
     this.#assertRunning('access files');
-    const child = await launchRuntime(['file', '--pid', String(this.pid), '--pidns', this.#pidNamespace, ...args], { runRoot: this.#init.runRoot });
+    const child = await launchRuntime(['file', '--pid', String(this.pid), '--pidns', this.#pidNamespace, ...args], { runRoot: this.#init.runRoot, stdin: input !== undefined });
     let failure: string | undefined;
     let done = false;
     onEvents(child.status, (e) => {
       if (e.type === 'error') failure = `${e.message}: ${e.path}: ${e.code}`;
       if (e.type === 'exit') done = e.code === 0;
     });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
+    child.stdin?.end(input);
     const out: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.resume(); // the runtime says nothing there, but it must be read to its end

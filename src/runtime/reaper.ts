@@ -37,6 +37,12 @@ export function sandboxId(): string {
   return `${self}-${++shared.seq}-${ownNamespace}`;
 }
 
+/** The id of a running process (seq 0: never a sandbox's), for files it owns in the run root; undefined when it is gone. */
+export function processId(pid: number): string | undefined {
+  const start = startTime(pid);
+  return start === undefined ? undefined : `c${pid}-${start}-0-${ownNamespace}`;
+}
+
 /** False only when the owner is provably gone. Owners in other pid namespaces cannot be checked, so they count as alive. */
 function ownerAlive(id: string): boolean {
   const m = ID_PATTERN.exec(id);
@@ -82,8 +88,8 @@ export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, c
     // no run root yet
   }
   for (const name of entries) {
-    // bundles are named by sandbox id; spawner sockets by an id too, with .sock after it
-    if (!ownerAlive(name.replace(/\.sock$/, ''))) {
+    // bundles are named by sandbox id; spawner sockets (and a shared one's lock) by an id too, with .sock or .sock.lock after it
+    if (!ownerAlive(name.replace(/\.sock(\.lock)?$/, ''))) {
       log('removing stale bundle %s', name);
       rmSync(join(runRoot, name), { recursive: true, force: true });
     }

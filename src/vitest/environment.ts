@@ -46,7 +46,7 @@ const environment: Environment = {
   viteEnvironment: 'ssr',
   async setup(global, options) {
     // The spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
-    prewarmRuntime(hostInfo().runRoot);
+    prewarmRuntime(hostInfo().runRoot, { testWorker: true });
     const sandbox = new EnvironmentSandbox();
     sandbox.fileOptions = containerOptions(options);
     sandbox.configOptions = sandbox.fileOptions;

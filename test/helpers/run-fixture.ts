@@ -10,7 +10,8 @@ import { afterAll } from 'vitest';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let runs = 0;
 
-export interface RunResult { code: number | null; output: string; cgroupParent: string }
+/** pid: the runner's main process (the test run's owner). */
+export interface RunResult { code: number | null; output: string; cgroupParent: string; pid: number }
 
 /** `fixture`: a directory under test/fixtures, or an absolute path (e.g. an example project). */
 function fixtureDir(fixture: string): string {
@@ -42,7 +43,7 @@ function run(fixture: string, argv: string[], env: Record<string, string>): Prom
   let output = '';
   child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
   child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output, cgroupParent })));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output, cgroupParent, pid: child.pid! })));
 }
 
 export interface WatchRun {
@@ -125,4 +126,23 @@ function removeCgroupDir(dir: string): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // its last processes are exiting
     }
   }
+}
+
+/**
+ * What a finished run's shared spawner left: its process (still running with `--owner <pid>`), or
+ * its socket and lock in the run root (named for the owner: c<pid>-…). Both must be gone.
+ */
+export function leftoverSpawners(ownerPid: number, runRoot = '/run/vitest-container'): string[] {
+  const left: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let argv: string[] = [];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv.includes('spawner') && argv[argv.indexOf('--owner') + 1] === String(ownerPid)) left.push(`process ${pid}: ${argv.join(' ')}`);
+  }
+  if (existsSync(runRoot)) left.push(...readdirSync(runRoot).filter((f) => f.startsWith(`c${ownerPid}-`)).map((f) => join(runRoot, f)));
+  return left;
 }

@@ -2,7 +2,7 @@
 // what their users would see.
 import { describe, expect, test } from 'vitest';
 import { isRoot } from '../helpers/host.ts';
-import { leftoverCgroups, runVitest } from '../helpers/run-fixture.ts';
+import { leftoverCgroups, leftoverSpawners, runVitest } from '../helpers/run-fixture.ts';
 
 describe.runIf(isRoot)("environment: 'container'", () => {
   test('each file gets its own sandbox, ports reach it, docblock options merge over the config (2 workers)', async () => {
@@ -11,6 +11,8 @@ describe.runIf(isRoot)("environment: 'container'", () => {
     expect(r.output).toMatch(/Tests\s+5 passed \(5\)/);
     expect(r.code).toBe(0);
     expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
+    // The workers shared one spawner, which ended with the run.
+    expect(leftoverSpawners(r.pid)).toEqual([]);
   });
 
   test('the same with isolate: false: one worker runs every file, and no file sees another file\'s sandbox', async () => {
