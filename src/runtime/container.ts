@@ -310,7 +310,12 @@ export class Container implements AsyncDisposable {
   }
 
   /** Starts a further command inside the sandbox, with streams. */
-  async spawn(cmd: string[], options: ExecOptions = {}): Promise<ExecProcess> {
+  spawn(cmd: string[], options: ExecOptions = {}): Promise<ExecProcess> {
+    return this.#spawn(cmd, options, true);
+  }
+
+  /** withStdin false: the command's stdin is /dev/null (one connection less to make). */
+  async #spawn(cmd: string[], options: ExecOptions, withStdin: boolean): Promise<ExecProcess> {
     this.#assertRunning('exec');
     if (!Array.isArray(cmd) || !cmd.length || cmd.some((a) => typeof a !== 'string')) {
       throw new SandboxError('INVALID_COMMAND', 'exec needs a non-empty array of strings, e.g. ["redis-cli", "ping"]');
@@ -318,8 +323,8 @@ export class Container implements AsyncDisposable {
     const proc = await this.#processSpec(cmd, options);
     const args = ['exec', '--pid', String(this.pid), '--pidns', this.#pidNamespace];
     if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
-    const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot, stdin: true });
-    const stdin = child.stdin!;
+    const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot, stdin: withStdin });
+    const stdin = child.stdin ?? new PassThrough().end();
     let failure: ContainerError | undefined;
     let exitCode: number | undefined;
     onEvents(child.status, (e) => {
@@ -356,9 +361,8 @@ export class Container implements AsyncDisposable {
 
   /** Runs a command inside the sandbox and collects its output. A missing command gives exit code 127, as in a shell. */
   async exec(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
-    const p = await this.spawn(cmd, options);
-    // exec() has no stdin unless given one: end it, so a command reading it sees end-of-file
-    if (options.stdin === undefined) p.stdin.end();
+    // exec() has no stdin unless given one: the command reads end-of-file (/dev/null)
+    const p = await this.#spawn(cmd, options, options.stdin !== undefined);
     const out: Buffer[] = [], err: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => out.push(c));
     p.stderr.on('data', (c: Buffer) => err.push(c));
