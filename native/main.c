@@ -393,8 +393,11 @@ static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json
     p.cgroup_fd = cgroup_open_v2(cgroup_path);
     if (p.cgroup_fd < 0) cgroup_join_v1_self(cgroup_path);
   }
-  int pidfd = join_namespaces(pid, p.cgroup_fd >= 0 ? ~CLONE_NEWCGROUP : ~0);
-  if (p.cgroup_fd >= 0) p.cgroupns_fd = pidfd;
+  /* The command enters the sandbox's cgroup namespace after its birth (see spawn_checked), and
+   * only when the sandbox has one of its own: re-entering the host's would need rights it lacks. */
+  bool own_cgroupns = p.cgroup_fd >= 0 && !same_ns(pid, "cgroup");
+  int pidfd = join_namespaces(pid, own_cgroupns ? ~CLONE_NEWCGROUP : ~0);
+  if (own_cgroupns) p.cgroupns_fd = pidfd;
   int code = run_and_wait(&p, report_fd() >= 0, control_fd);
   report_event("exit", ",\"code\":%d", code);
   return code;

@@ -1,16 +1,19 @@
 /* The spawner: starts `vtc-runtime <args>` processes for a Node process with
  * posix_spawn, which does not copy the caller's memory (Node's own spawn forks
  * the whole Node process: 3-5 ms in a test worker). Requests are argument
- * lists, one per line, tab-separated.
+ * lists, one per line, tab-separated; each gets one reply line, in order: "ok",
+ * or "err <errno>" when the process could not be started (so the caller fails at
+ * once instead of waiting for a connection that never comes).
  *
  *   vtc-runtime spawner
- *     reads requests on stdin; ends at end-of-file (its Node process is gone).
+ *     requests on stdin, replies on stdout; ends at end-of-file (its Node process is gone).
  *   vtc-runtime spawner --listen PATH --owner PID
- *     shared by the worker processes of one test run: reads requests from every
- *     connection to the unix socket PATH, and ends when process PID (the test
- *     runner) does. Says "ready" or "taken" (another spawner serves PATH) on
- *     stdout, then lets go of stdout and stderr, so that it never holds the pipes
- *     of the worker that started it.
+ *     shared by the worker processes of one test run: serves every connection to the
+ *     unix socket PATH (greeting each with "hello", or "full" before closing it), and
+ *     ends when process PID (the test runner) does. Says "ready" or "taken" (another
+ *     spawner serves PATH) on stdout, then lets go of stdout and stderr, so that it
+ *     never holds the pipes of the worker that started it. Only processes of its own
+ *     user, mount and user namespace are served: never a sandbox that could reach PATH.
  *
  * What it started lives on either way, each tied to its own connection to its caller. */
 #include "runtime.h"
@@ -25,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -36,15 +40,17 @@ extern char **environ;
 #define MAX_CLIENTS 256
 
 typedef struct {
-  int fd;
+  int fd;       /* requests come in here */
+  int reply_fd; /* and their replies go out here */
   char *buf;
   size_t used;
+  bool discarding; /* inside a line too long for the buffer: dropped up to its newline */
 } client;
 
 static char self[4096];
 static posix_spawnattr_t attr;
 
-static void spawn_line(char *line) {
+static void spawn_line(char *line, int reply_fd) {
   char *argv[64];
   int argc = 0;
   argv[argc++] = self;
@@ -55,8 +61,10 @@ static void spawn_line(char *line) {
   }
   argv[argc] = NULL;
   pid_t pid;
-  int err = posix_spawn(&pid, self, NULL, &attr, argv, environ);
-  if (err) fprintf(stderr, "vtc-runtime spawner: posix_spawn: %s\n", strerror(err));
+  int err = argc >= 63 ? E2BIG : posix_spawn(&pid, self, NULL, &attr, argv, environ);
+  char reply[32];
+  int n = err ? snprintf(reply, sizeof reply, "err %d\n", err) : snprintf(reply, sizeof reply, "ok\n");
+  if (write(reply_fd, reply, (size_t)n) < 0) {} /* a caller that is gone needs no answer */
 }
 
 /* Reads what fd has; spawns every complete line. False at end-of-file or error. */
@@ -68,42 +76,65 @@ static bool read_requests(client *c) {
   char *start = c->buf, *nl;
   while ((nl = memchr(start, '\n', c->used - (size_t)(start - c->buf)))) {
     *nl = 0;
-    spawn_line(start);
+    if (c->discarding) {
+      c->discarding = false;
+      if (write(c->reply_fd, "err 7\n", 6) < 0) {} /* E2BIG */
+    } else {
+      spawn_line(start, c->reply_fd);
+    }
     start = nl + 1;
   }
   c->used -= (size_t)(start - c->buf);
   memmove(c->buf, start, c->used);
-  if (c->used == MAX_LINE - 1) c->used = 0; /* a line longer than the buffer: drop it */
+  if (c->used == MAX_LINE - 1) { /* a line longer than the buffer: none of it is run */
+    c->used = 0;
+    c->discarding = true;
+  }
   return true;
 }
 
-static void setup(int *sfd) {
+/* stop_signals: also take SIGTERM, SIGINT and SIGHUP through the signalfd (so that the shared
+ * spawner, ended by one, still removes its socket). */
+static void setup(int *sfd, bool stop_signals) {
   ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len < 0) die("spawner", "/proc/self/exe", errno, "readlink");
   self[len] = 0;
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
+  if (stop_signals) {
+    sigaddset(&chld, SIGTERM);
+    sigaddset(&chld, SIGINT);
+    sigaddset(&chld, SIGHUP);
+  }
   sigprocmask(SIG_BLOCK, &chld, NULL);
   *sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (*sfd < 0) die("spawner", NULL, errno, "signalfd");
+  /* A caller gone before its reply must not end us; what we start gets the default back. */
+  signal(SIGPIPE, SIG_IGN);
   posix_spawnattr_init(&attr);
-  sigset_t none;
+  sigset_t none, pipe;
   sigemptyset(&none);
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setsigdefault(&attr, &pipe);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 }
 
-static void reap(int sfd) {
+/* Reaps what ended; true when a stop signal came. */
+static bool reap(int sfd) {
   struct signalfd_siginfo si;
-  while (read(sfd, &si, sizeof si) == sizeof si) {}
+  bool stop = false;
+  while (read(sfd, &si, sizeof si) == sizeof si) stop |= si.ssi_signo != SIGCHLD;
   while (waitpid(-1, NULL, WNOHANG) > 0) {}
+  return stop;
 }
 
 static int serve_stdin(void) {
   int sfd;
-  setup(&sfd);
-  client in = { 0, malloc(MAX_LINE), 0 };
+  setup(&sfd, false);
+  client in = { 0, 1, malloc(MAX_LINE), 0, false };
   if (!in.buf) die("spawner", NULL, ENOMEM, "malloc");
   struct pollfd pfd[2] = { { 0, POLLIN, 0 }, { sfd, POLLIN, 0 } };
   for (;;) {
@@ -114,11 +145,20 @@ static int serve_stdin(void) {
   return 0;
 }
 
-/* Only processes of our own user may ask (the socket's directory is ours alone too). */
-static bool same_user(int fd) {
+static bool same_ns(pid_t a, pid_t b, const char *ns) {
+  char pa[64], pb[64];
+  struct stat sa, sb;
+  snprintf(pa, sizeof pa, "/proc/%d/ns/%s", a, ns);
+  snprintf(pb, sizeof pb, "/proc/%d/ns/%s", b, ns);
+  return stat(pa, &sa) == 0 && stat(pb, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+}
+
+/* Our own user, in our own user and mount namespaces: a test worker, never a sandbox. */
+static bool trusted_peer(int fd) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid()) return false;
+  return same_ns(cred.pid, getpid(), "user") && same_ns(cred.pid, getpid(), "mnt");
 }
 
 static void say(const char *word) {
@@ -147,7 +187,7 @@ static int serve_socket(const char *path, pid_t owner) {
   int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, 64) < 0) die("spawner", path, errno, "listening");
   int sfd;
-  setup(&sfd);
+  setup(&sfd, true);
   say("ready\n");
 
   static client clients[MAX_CLIENTS];
@@ -163,7 +203,7 @@ static int serve_socket(const char *path, pid_t owner) {
       break;
     }
     if (pfd[2].revents) break; /* the test run is over */
-    if (pfd[1].revents) reap(sfd);
+    if (pfd[1].revents && reap(sfd)) break;
     for (int i = nclients - 1; i >= 0; i--) {
       if (!pfd[3 + i].revents || read_requests(&clients[i])) continue;
       close(clients[i].fd);
@@ -173,9 +213,15 @@ static int serve_socket(const char *path, pid_t owner) {
     if (pfd[0].revents) {
       int fd;
       while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-        char *buf = nclients < MAX_CLIENTS && same_user(fd) ? malloc(MAX_LINE) : NULL;
-        if (!buf) { close(fd); continue; }
-        clients[nclients++] = (client){ fd, buf, 0 };
+        if (!trusted_peer(fd)) { close(fd); continue; }
+        char *buf = nclients < MAX_CLIENTS ? malloc(MAX_LINE) : NULL;
+        if (!buf || write(fd, "hello\n", 6) != 6) {
+          if (write(fd, "full\n", 5) < 0) {}
+          free(buf);
+          close(fd);
+          continue;
+        }
+        clients[nclients++] = (client){ fd, fd, buf, 0, false };
       }
     }
   }

@@ -6,8 +6,6 @@ import { TestEnvironment } from 'jest-environment-node';
 import { containerProxy, FILE_SANDBOX } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
 import { FileSandbox } from '../vitest/file-sandbox.ts';
-import { hostInfo } from '../runtime/host.ts';
-import { prewarmRuntime } from '../runtime/launch.ts';
 
 // testEnvironmentOptions keys that belong to jest-environment-node, not to the container.
 const JEST_KEYS = new Set(['customExportConditions', 'globalsCleanup']);
@@ -28,7 +26,6 @@ export default class ContainerEnvironment extends TestEnvironment {
     await super.setup();
     const global = this.global as unknown as Record<PropertyKey, unknown>;
     global[FILE_SANDBOX] = this.#sandbox;
-    prewarmRuntime(hostInfo().runRoot, { testWorker: true }); // Jest's worker processes share one spawner
     await this.#sandbox.start(this.#options, this.#testPath);
     // Test code in Jest reaches it as the global `container` (the same typed object as Vitest's import).
     // Set once started: Jest walks the values put on its global.

@@ -8,11 +8,13 @@
 // only the run's first worker pays for forking itself. Node's own spawn is kept
 // for what needs a Node IPC channel (the pool's workers).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
+import { constants as osConstants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from '../errors.ts';
 import { ensureRunRoot } from './bundle.ts';
 import { runtimeBinary } from './native.ts';
@@ -42,6 +44,14 @@ const CONNECT_TIMEOUT_MS = 15_000;
 // can enter (see ensureRunRoot), so they need not be secret. (node:crypto would cost a test
 // worker ~5 ms to load, on every file.)
 let launches = 0;
+// The kernel's limit for one argument (MAX_ARG_STRLEN): an exec's process spec travels as one.
+const MAX_ARGUMENT_BYTES = 128 * 1024;
+
+/** The runtime binary's inode and mtime: which build a shared spawner runs. */
+function binaryIdentity(): string {
+  const st = statSync(runtimeBinary());
+  return `${st.ino}${Math.floor(st.mtimeMs)}`;
+}
 
 interface Pending { out?: Connection; err?: Connection; ctl?: Connection; in?: Connection; wantsStdin: boolean; done: (p: RuntimeProcess) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }
 
@@ -89,17 +99,84 @@ function greeting(socket: Socket, onLine: (token: string, role: string, c: Conne
   socket.on('error', () => incoming.end());
 }
 
-/** Connects to a shared spawner's socket; the connection never keeps the process alive. */
-function connectTo(path: string): Promise<Socket> {
+/** The spawner ended (or refused us) before it answered a request that was written to it. */
+class ChannelClosed extends Error {}
+
+/**
+ * Requests to one spawner: a line each, answered in order by "ok" or "err <errno>" (see
+ * native/spawner.c), so that a process that could not be started fails its launch at once.
+ */
+class SpawnerChannel {
+  readonly #out: Writable;
+  readonly #waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  #closed = false;
+
+  constructor(out: Writable, replies: Readable, buffered = '') {
+    this.#out = out;
+    let partial = buffered;
+    const onData = (chunk: Buffer | string) => {
+      partial += chunk.toString();
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        const w = this.#waiting.shift();
+        if (!w) continue;
+        if (line === 'ok') w.resolve();
+        else {
+          const errno = Number(line.split(' ')[1]);
+          const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+          w.reject(new SandboxError('RUNTIME_SPAWN_FAILED', `the native runtime could not be started: ${name}`));
+        }
+      }
+    };
+    replies.on('data', onData);
+    const close = () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      for (const w of this.#waiting.splice(0)) w.reject(new ChannelClosed('the spawner ended before it answered'));
+    };
+    for (const s of [out, replies]) s.on('error', close).on('close', close);
+    replies.on('end', close);
+    onData('');
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  request(line: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new ChannelClosed('not sent'));
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ resolve, reject });
+      this.#out.write(line);
+    });
+  }
+}
+
+/**
+ * Opens a channel to a shared spawner's socket once it has greeted us ("hello"; "full" when it
+ * serves too many). The connection never keeps the process alive.
+ */
+function openShared(path: string): Promise<SpawnerChannel> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      socket.on('error', () => {});
-      socket.unref();
-      resolve(socket);
-    });
-    socket.once('error', reject);
+    socket.unref();
+    let greeting = '';
+    const onData = (chunk: Buffer) => {
+      greeting += chunk.toString();
+      const nl = greeting.indexOf('\n');
+      if (nl < 0) return;
+      socket.off('data', onData).off('error', onError).off('close', onError);
+      if (greeting.slice(0, nl) !== 'hello') {
+        socket.destroy();
+        reject(new ChannelClosed(`the shared spawner said: ${greeting.slice(0, nl)}`));
+        return;
+      }
+      resolve(new SpawnerChannel(socket, socket, greeting.slice(nl + 1)));
+    };
+    const onError = () => reject(new ChannelClosed('no shared spawner'));
+    socket.on('data', onData).once('error', onError).once('close', onError);
   });
 }
 
@@ -118,15 +195,29 @@ function startSharedSpawner(path: string, owner: number): Promise<void> {
   });
 }
 
+/** The run's shared spawner; when none can be had (it cannot start, or a race is lost three times), undefined. */
+async function sharedChannel(path: string, owner: number): Promise<SpawnerChannel | undefined> {
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      return await openShared(path);
+    } catch {
+      // none yet, or one that is only now starting to listen
+    }
+    if (attempt === 0) await startSharedSpawner(path, owner);
+    else await sleep(5 * attempt * attempt);
+  }
+  return undefined;
+}
+
 class Spawner {
   readonly #path: string;
   readonly #server: Server;
   readonly #pending = new Map<string, Pending>();
-  #child: ChildProcess | undefined;
+  #own: { child: ChildProcess; channel: SpawnerChannel } | undefined;
   readonly #ready: Promise<void>;
   /** Shared with the other workers of a test run: the run's main process and the socket. */
   readonly #shared: { owner: number; path: string } | undefined;
-  #sharedSink: Promise<Writable> | undefined;
+  #sharedChannel: Promise<SpawnerChannel | undefined> | undefined;
 
   constructor(runRoot: string, owner: number | undefined) {
     ensureRunRoot(runRoot);
@@ -141,12 +232,14 @@ class Spawner {
     this.#server.unref(); // live sandboxes hold their own sockets; an idle spawner keeps nothing alive
     process.once('exit', () => rmSync(this.#path, { force: true }));
     const ownerId = owner === undefined ? undefined : processId(owner);
-    this.#shared = owner === undefined || ownerId === undefined ? undefined : { owner, path: join(runRoot, `${ownerId}.sock`) };
+    // Keyed by the binary too: two copies of this package in one run each get a spawner of their own.
+    this.#shared = owner === undefined || ownerId === undefined ? undefined
+      : { owner, path: join(runRoot, `${ownerId}.${binaryIdentity()}.sock`) };
   }
 
   #arrived(token: string, role: string, c: Connection): void {
     const p = this.#pending.get(token);
-    if (!p || (role !== 'out' && role !== 'err' && role !== 'ctl' && !(role === 'in' && p.wantsStdin))) {
+    if (!p || (role !== 'out' && role !== 'err' && role !== 'ctl' && !(role === 'in' && p.wantsStdin)) || p[role]) {
       c.socket.destroy();
       return;
     }
@@ -162,6 +255,7 @@ class Spawner {
       // The sockets' 'close' can come before the last 'data' through the PassThroughs: wait for both.
       closed: Promise.all([allClosed(out.socket, err.socket, ctl.socket, stdin), consumed(out.incoming), consumed(err.incoming), consumed(ctl.incoming)]).then(() => {}),
       release: () => {
+        stdin?.destroy();
         for (const c of [out, err]) {
           c.socket.destroy();
           c.incoming.end();
@@ -172,59 +266,66 @@ class Spawner {
 
   /** Starts (or connects to) the helper now, so the first sandbox does not wait for it. */
   warm(): void {
-    void this.#sink();
+    void this.#channel();
   }
 
-  /** Where request lines go: the shared spawner's socket, or our own spawner's stdin. */
-  #sink(): Writable | Promise<Writable> {
-    if (!this.#shared) return this.#ownSpawner().stdin!;
-    return (this.#sharedSink ??= this.#connectShared());
+  /** Where requests go: the run's shared spawner, or one of our own. */
+  async #channel(): Promise<SpawnerChannel> {
+    if (this.#shared) {
+      this.#sharedChannel ??= sharedChannel(this.#shared.path, this.#shared.owner);
+      const shared = await this.#sharedChannel;
+      if (shared && !shared.closed) return shared;
+      if (shared) this.#sharedChannel = undefined; // it ended: the next launch looks again
+    }
+    return this.#ownChannel();
   }
 
-  async #connectShared(): Promise<Writable> {
-    const { owner, path } = this.#shared!;
-    const connected = await connectTo(path).catch(async () => {
-      await startSharedSpawner(path, owner);
-      return connectTo(path);
-    }).catch(() => undefined);
-    if (!connected) return this.#ownSpawner().stdin!; // no shared one to be had: one of our own
-    // Gone (the run ended, or it was killed): the next launch connects anew.
-    connected.once('close', () => {
-      this.#sharedSink = undefined;
-    });
-    return connected;
-  }
-
-  #ownSpawner(): ChildProcess {
-    if (this.#child && this.#child.exitCode === null && !this.#child.killed) return this.#child;
-    const child = spawn(runtimeBinary(), ['spawner'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  #ownChannel(): SpawnerChannel {
+    if (this.#own && !this.#own.channel.closed) return this.#own.channel;
+    const child = spawn(runtimeBinary(), ['spawner'], { stdio: ['pipe', 'pipe', 'inherit'] });
     child.unref();
-    (child.stdin as Writable & { unref?: () => void }).on('error', () => {});
-    (child.stdin as unknown as { _handle?: { unref(): void } })._handle?.unref();
-    child.once('exit', () => {
-      if (this.#child === child) this.#child = undefined;
-    });
-    this.#child = child;
-    return child;
+    child.on('error', () => {}); // seen by the channel: its pipes close
+    for (const s of [child.stdin, child.stdout] as unknown as { _handle?: { unref(): void } }[]) s._handle?.unref();
+    this.#own = { child, channel: new SpawnerChannel(child.stdin!, child.stdout!) };
+    return this.#own.channel;
   }
 
   async launch(args: string[], wantsStdin: boolean): Promise<RuntimeProcess> {
     await this.#ready;
-    const token = `${process.pid}.${++launches}`;
-    const line = [args[0]!, '--connect', this.#path, '--token', token, ...(wantsStdin ? ['--stdin'] : []), ...args.slice(1)];
-    if (line.some((a) => a.includes('\t') || a.includes('\n'))) {
+    if (args.some((a) => a.includes('\t') || a.includes('\n'))) {
       throw new SandboxError('INVALID_ARGUMENT', 'runtime arguments may not contain tabs or newlines');
     }
-    const sink = await this.#sink();
+    if (args.some((a) => Buffer.byteLength(a) >= MAX_ARGUMENT_BYTES)) {
+      throw new SandboxError('ARGUMENTS_TOO_LONG', `a command with its environment and options must fit in ${MAX_ARGUMENT_BYTES / 1024} KiB (the kernel's limit for one argument)`);
+    }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      let token = '';
+      const fail = (err: Error) => {
         const p = this.#pending.get(token);
-        for (const c of [p?.out, p?.err, p?.ctl, p?.in]) c?.socket.destroy();
+        if (!p) return;
+        clearTimeout(p.timer);
+        for (const c of [p.out, p.err, p.ctl, p.in]) c?.socket.destroy();
         this.#pending.delete(token);
-        reject(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`));
-      }, CONNECT_TIMEOUT_MS);
-      this.#pending.set(token, { wantsStdin, done: resolve, fail: reject, timer });
-      sink.write(`${line.join('\t')}\n`);
+        reject(err instanceof ChannelClosed ? new SandboxError('RUNTIME_SPAWN_FAILED', `the native runtime could not be started: ${err.message}`) : err);
+      };
+      const timer = setTimeout(() => fail(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+      const attempt = async (retry: boolean): Promise<void> => {
+        token = `${process.pid}.${threadId}.${++launches}`;
+        this.#pending.set(token, { wantsStdin, done: resolve, fail: reject, timer });
+        const line = [args[0]!, '--connect', this.#path, '--token', token, ...(wantsStdin ? ['--stdin'] : []), ...args.slice(1)];
+        try {
+          await (await this.#channel()).request(`${line.join('\t')}\n`);
+        } catch (err) {
+          // The spawner ended before it answered (killed, or it was the run's and the run is
+          // ending): once more through a fresh one, under a new token. Should the first request
+          // have started a process after all, its connections find no launch and are closed,
+          // which ends it.
+          if (!(err instanceof ChannelClosed) || !retry || !this.#pending.has(token)) throw err;
+          this.#pending.delete(token);
+          return attempt(false);
+        }
+      };
+      attempt(true).catch(fail);
     });
   }
 }
@@ -243,12 +344,13 @@ function spawnerFor(runRoot: string, owner?: number): Spawner {
 }
 
 /**
- * The test run's main process, when this is one of its forked worker processes (Vitest's forks
- * pool, Jest's workers): the spawner shared by the run's workers ends with it. Worker threads
- * and the pool's sandboxed workers keep a spawner of their own.
+ * The test run's main process, when this is a worker process it forked (Vitest's forks and
+ * vmForks pools: the environment asks only from a Vitest worker): the spawner shared by the
+ * run's workers ends with it. Worker threads and the pool's sandboxed workers keep their own.
  */
 function testRunOwner(): number | undefined {
-  if (!isMainThread || typeof process.send !== 'function' || process.env.VITEST_CONTAINER_POOL_WORKER === '1') return undefined;
+  if (!isMainThread || typeof process.send !== 'function' || process.env.VITEST_POOL_ID === undefined
+    || process.env.VITEST_CONTAINER_POOL_WORKER === '1') return undefined;
   return process.ppid > 1 ? process.ppid : undefined;
 }
 

@@ -2,12 +2,15 @@
 // gone. Only names this project made (see sandboxId) are ever considered.
 import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { logger } from '../log.ts';
 import type { CgroupDriver } from './cgroups/index.ts';
 
 const log = logger('runtime');
 // c<pid>-<start time>-<seq>-<pid namespace>: a pid is only meaningful in its own pid namespace.
-const ID_PATTERN = /^c(\d+)-(\d+)-(\d+)-(\d+)$/;
+// In a worker thread the seq carries the thread's id too (<seq>t<thread id>): threads do not
+// share the counter.
+const ID_PATTERN = /^c(\d+)-(\d+)-(\d+(?:t\d+)?)-(\d+)$/;
 
 function pidNamespace(pid: number | 'self'): string {
   try {
@@ -34,7 +37,7 @@ const shared = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-envir
 
 /** A name that says which process owns the sandbox (pid + start time, so a reused pid does not count as alive). */
 export function sandboxId(): string {
-  return `${self}-${++shared.seq}-${ownNamespace}`;
+  return `${self}-${++shared.seq}${threadId ? `t${threadId}` : ''}-${ownNamespace}`;
 }
 
 /** The id of a running process (seq 0: never a sandbox's), for files it owns in the run root; undefined when it is gone. */
@@ -88,8 +91,9 @@ export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, c
     // no run root yet
   }
   for (const name of entries) {
-    // bundles are named by sandbox id; spawner sockets (and a shared one's lock) by an id too, with .sock or .sock.lock after it
-    if (!ownerAlive(name.replace(/\.sock(\.lock)?$/, ''))) {
+    // bundles are named by sandbox id; spawner sockets (and a shared one's lock) by an id too,
+    // with .sock or .<binary>.sock(.lock) after it
+    if (!ownerAlive(name.replace(/(\.\d+)?\.sock(\.lock)?$/, ''))) {
       log('removing stale bundle %s', name);
       rmSync(join(runRoot, name), { recursive: true, force: true });
     }
