@@ -1,5 +1,5 @@
 // Finding files: executables the way a shell does, and this package's own files.
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,11 +26,13 @@ let root: string | undefined;
 export function packageRoot(): string {
   if (root) return root;
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    // Ours: our name, or (republished or vendored under another name) our native sources.
     try {
       if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'vitest-environment-container') return (root = dir);
     } catch {
       // no package.json here
     }
+    if (existsSync(join(dir, 'native', 'build.mjs')) && existsSync(join(dir, 'package.json'))) return (root = dir);
     if (dirname(dir) === dir) throw new Error(`vitest-environment-container: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
   }
 }
