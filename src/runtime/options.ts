@@ -6,6 +6,7 @@ import { InvalidOptionsError } from '../errors.ts';
 import { normalizePorts, type PortOption } from '../net/ports.ts';
 import type { Network } from '../net/network.ts';
 import { normalizeWaitFor, type WaitFor } from './wait.ts';
+import { DEFAULT_CGROUP_PARENT } from './cgroups/types.ts';
 
 export interface MountOption {
   /** Host path. */
@@ -174,7 +175,7 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   }
   const stopTimeout = options.stopTimeout ?? 2000;
   if (!Number.isFinite(stopTimeout) || stopTimeout < 0) invalid('stopTimeout must be a number of milliseconds >= 0');
-  const cgroupParent = options.cgroupParent ?? '/vitest-container';
+  const cgroupParent = options.cgroupParent ?? DEFAULT_CGROUP_PARENT;
   if (typeof cgroupParent !== 'string' || !cgroupParent.startsWith('/') || cgroupParent.split('/').includes('..')) {
     invalid(`cgroupParent: "${String(cgroupParent)}" must be an absolute cgroup path without ".."`);
   }

@@ -98,4 +98,21 @@ describe('lifecycle', () => {
     await new Promise((resolve) => next.on('exit', resolve));
     expect(leftovers()).toEqual([]);
   });
+
+  test.runIf(isRoot)('processes that start and stop sandboxes at once never trip over the default cgroup parent, which goes with its last sandbox', async () => {
+    // Each stop removes the default parent when it was the last one in it, while the other process
+    // may be making it for its next sandbox: a creation that loses a level to that removal makes it again.
+    const code = `
+      const { startContainer } = await import(${JSON.stringify(new URL('../../src/runtime/index.ts', import.meta.url).href)});
+      for (let i = 0; i < 60; i++) { const c = await startContainer({ memory: '64m', pids: 16, cmd: ['true'] }); await c.wait(); }
+      console.log('done');`;
+    const run = () => new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+      child.on('close', () => resolve(out.trim()));
+    });
+    expect(await Promise.all([run(), run(), run()])).toEqual(['done', 'done', 'done']);
+  }, 120_000);
 });

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ContainerError } from '../../errors.ts';
 import { defaultCacheDir } from '../../image/index.ts';
 import { logger } from '../../log.ts';
+import { DEFAULT_CGROUP_PARENT } from '../../runtime/cgroups/types.ts';
 import { hostInfo } from '../../runtime/host.ts';
 import { normalizeOptions } from '../../runtime/options.ts';
 import { containerFlags, containerFlagsHelp, containerOptions } from '../container-flags.ts';
@@ -32,7 +33,7 @@ Options:
   --json               print the results as JSON
   --image IMAGE        the image to probe with (default: host)
   --cache-dir DIR      the image cache to check (default: $VITEST_CONTAINER_CACHE or ~/.cache/vitest-environment-container)
-  --cgroup-parent PATH the cgroupParent option (default: /vitest-container)
+  --cgroup-parent PATH the cgroupParent option (default: ${DEFAULT_CGROUP_PARENT})
 ${containerFlagsHelp}`;
 
 const MARKS: Record<Status, { mark: string; color: 'green' | 'yellow' | 'red' }> = {
@@ -68,7 +69,7 @@ export async function doctor(argv: string[]): Promise<number> {
     return r;
   };
 
-  let cgroupParent = '/vitest-container';
+  let cgroupParent = DEFAULT_CGROUP_PARENT;
   try {
     cgroupParent = normalizeOptions(options).cgroupParent;
     add({ id: 'options', title: 'options', status: 'ok', summary: describeOptions(options) });

@@ -57,6 +57,30 @@ function removed(dir: string): boolean {
   }
 }
 
+/** rmdir of a parent level if nothing is in it any more; one with cgroups or processes in it stays. */
+export function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EBUSY' && code !== 'ENOTEMPTY') throw err;
+  }
+}
+
+/**
+ * Runs a cgroup creation again when a level vanished under it (ENOENT): another process removed
+ * the default parent as its last sandbox went (removeIfEmpty), just as this one was making it.
+ */
+export function createRacingParentRemoval<T>(create: () => T): T {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 4) throw err;
+    }
+  }
+}
+
 const BUSY_ATTEMPTS = 200;
 
 function busyError(dir: string): Error {

@@ -1,6 +1,12 @@
 // One interface over cgroup v1 (separate hierarchies per controller, as on
 // this project's hybrid development host) and cgroup v2 (one unified tree).
 
+/**
+ * The parent of sandbox cgroups unless the options name another. It is this project's alone: it
+ * goes when its last sandbox does (a parent the user names is left as it is).
+ */
+export const DEFAULT_CGROUP_PARENT = '/vitest-container';
+
 export interface Limits {
   memoryBytes?: number | undefined;
   cpus?: number | undefined;
