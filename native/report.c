@@ -1,4 +1,5 @@
 #include "runtime.h"
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,4 +100,12 @@ char **json_str_array(const jval *arr) {
       out[i++] = c->str;
     }
   return out;
+}
+
+bool same_namespace(pid_t a, pid_t b, const char *ns) {
+  char pa[64], pb[64];
+  struct stat sa, sb;
+  if (a) snprintf(pa, sizeof pa, "/proc/%d/ns/%s", a, ns); else snprintf(pa, sizeof pa, "/proc/self/ns/%s", ns);
+  if (b) snprintf(pb, sizeof pb, "/proc/%d/ns/%s", b, ns); else snprintf(pb, sizeof pb, "/proc/self/ns/%s", ns);
+  return stat(pa, &sa) == 0 && stat(pb, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }

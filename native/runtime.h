@@ -57,6 +57,10 @@ void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns);
 void rootfs_finish(const jval *cfg);   /* after pivot_root: masked and read-only paths */
 void loopback_up(void);
 
+/* Whether processes a and b (0: this one) share their namespace of kind ns ("mnt", "user", ...);
+ * false when either is gone. */
+bool same_namespace(pid_t a, pid_t b, const char *ns);
+
 /* ---- spawner.c ---- */
 int cmd_spawner(const char *listen_path, pid_t owner);
 

@@ -16,6 +16,19 @@ export function findOnPath(binary: string): string | undefined {
   return undefined;
 }
 
+/** The nearest directory at or above start whose package.json says name, with that package.json. */
+export function packageAbove(start: string, name: string): { dir: string; json: { name?: string; version?: string } } | undefined {
+  for (let dir = start; ; dir = dirname(dir)) {
+    try {
+      const json = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (json.name === name) return { dir, json };
+    } catch {
+      // no package.json here
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
 let root: string | undefined;
 
 /**
@@ -25,14 +38,12 @@ let root: string | undefined;
  */
 export function packageRoot(): string {
   if (root) return root;
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    // Ours: our name, or (republished or vendored under another name) our native sources.
-    try {
-      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'vitest-environment-container') return (root = dir);
-    } catch {
-      // no package.json here
-    }
-    if (existsSync(join(dir, 'native', 'build.mjs')) && existsSync(join(dir, 'package.json'))) return (root = dir);
-    if (dirname(dir) === dir) throw new Error(`vitest-environment-container: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
+  const here = dirname(fileURLToPath(import.meta.url));
+  root = packageAbove(here, 'vitest-environment-container')?.dir;
+  // Republished or vendored under another name: the nearest package with our native sources.
+  for (let dir = here; !root; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'native', 'build.mjs')) && existsSync(join(dir, 'package.json'))) root = dir;
+    else if (dirname(dir) === dir) throw new Error(`vitest-environment-container: cannot find the package root above ${here}`);
   }
+  return root;
 }

@@ -53,7 +53,7 @@ function binaryIdentity(): string {
   return `${st.ino}${Math.floor(st.mtimeMs)}`;
 }
 
-interface Pending { out?: Connection; err?: Connection; ctl?: Connection; in?: Connection; wantsStdin: boolean; done: (p: RuntimeProcess) => void; fail: (e: Error) => void; timer: NodeJS.Timeout }
+interface Pending { out?: Connection; err?: Connection; ctl?: Connection; in?: Connection; wantsStdin: boolean; done: (p: RuntimeProcess) => void; timer: NodeJS.Timeout }
 
 function allClosed(...sockets: (Readable | Writable | null | undefined)[]): Promise<void> {
   return Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
@@ -108,29 +108,22 @@ class ChannelClosed extends Error {}
  */
 class SpawnerChannel {
   readonly #out: Writable;
-  readonly #waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Who waits for the next reply line, in order; what a line means is theirs to say. */
+  readonly #waiting: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
   #closed = false;
 
-  constructor(out: Writable, replies: Readable, buffered = '') {
+  constructor(out: Writable, replies: Readable) {
     this.#out = out;
-    let partial = buffered;
-    const onData = (chunk: Buffer | string) => {
+    let partial = '';
+    replies.on('data', (chunk: Buffer) => {
       partial += chunk.toString();
       let nl: number;
       while ((nl = partial.indexOf('\n')) >= 0) {
         const line = partial.slice(0, nl);
         partial = partial.slice(nl + 1);
-        const w = this.#waiting.shift();
-        if (!w) continue;
-        if (line === 'ok') w.resolve();
-        else {
-          const errno = Number(line.split(' ')[1]);
-          const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
-          w.reject(new SandboxError('RUNTIME_SPAWN_FAILED', `the native runtime could not be started: ${name}`));
-        }
+        this.#waiting.shift()?.resolve(line);
       }
-    };
-    replies.on('data', onData);
+    });
     const close = () => {
       if (this.#closed) return;
       this.#closed = true;
@@ -138,19 +131,27 @@ class SpawnerChannel {
     };
     for (const s of [out, replies]) s.on('error', close).on('close', close);
     replies.on('end', close);
-    onData('');
   }
 
   get closed(): boolean {
     return this.#closed;
   }
 
-  request(line: string): Promise<void> {
-    if (this.#closed) return Promise.reject(new ChannelClosed('not sent'));
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ resolve, reject });
-      this.#out.write(line);
-    });
+  /** The next line the spawner says (a shared one greets each connection first). */
+  next(): Promise<string> {
+    if (this.#closed) return Promise.reject(new ChannelClosed('closed'));
+    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  async request(line: string): Promise<void> {
+    if (this.#closed) throw new ChannelClosed('not sent');
+    const reply = this.next();
+    this.#out.write(line);
+    const answer = await reply;
+    if (answer === 'ok') return;
+    const errno = Number(answer.split(' ')[1]);
+    const name = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+    throw new SandboxError('RUNTIME_SPAWN_FAILED', `the native runtime could not be started: ${name}`);
   }
 }
 
@@ -158,26 +159,16 @@ class SpawnerChannel {
  * Opens a channel to a shared spawner's socket once it has greeted us ("hello"; "full" when it
  * serves too many). The connection never keeps the process alive.
  */
-function openShared(path: string): Promise<SpawnerChannel> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path);
-    socket.unref();
-    let greeting = '';
-    const onData = (chunk: Buffer) => {
-      greeting += chunk.toString();
-      const nl = greeting.indexOf('\n');
-      if (nl < 0) return;
-      socket.off('data', onData).off('error', onError).off('close', onError);
-      if (greeting.slice(0, nl) !== 'hello') {
-        socket.destroy();
-        reject(new ChannelClosed(`the shared spawner said: ${greeting.slice(0, nl)}`));
-        return;
-      }
-      resolve(new SpawnerChannel(socket, socket, greeting.slice(nl + 1)));
-    };
-    const onError = () => reject(new ChannelClosed('no shared spawner'));
-    socket.on('data', onData).once('error', onError).once('close', onError);
-  });
+async function openShared(path: string): Promise<SpawnerChannel> {
+  const socket = createConnection(path);
+  socket.unref();
+  const channel = new SpawnerChannel(socket, socket);
+  const greeting = await channel.next();
+  if (greeting !== 'hello') {
+    socket.destroy();
+    throw new ChannelClosed(`the shared spawner said: ${greeting}`);
+  }
+  return channel;
 }
 
 /** Starts the run's shared spawner at path, unless another one serves it already; resolves once either is so. */
@@ -311,7 +302,7 @@ class Spawner {
       const timer = setTimeout(() => fail(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
       const attempt = async (retry: boolean): Promise<void> => {
         token = `${process.pid}.${threadId}.${++launches}`;
-        this.#pending.set(token, { wantsStdin, done: resolve, fail: reject, timer });
+        this.#pending.set(token, { wantsStdin, done: resolve, timer });
         const line = [args[0]!, '--connect', this.#path, '--token', token, ...(wantsStdin ? ['--stdin'] : []), ...args.slice(1)];
         try {
           await (await this.#channel()).request(`${line.join('\t')}\n`);
