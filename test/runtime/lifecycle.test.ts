@@ -17,6 +17,12 @@ describe('lifecycle', () => {
     // Other test files run beside this one: count only what this process made.
     // The one long-lived `vtc-runtime spawner` (see src/runtime/launch.ts) is not a sandbox's.
     const sandboxProcs = () => descendants().filter((pid) => !isSpawner(pid)).length;
+    // wait() resolves when the monitor's sockets close, which happens as it exits: it may still be
+    // an exiting task or a zombie, not yet reaped by the spawner, for a moment after. A leak stays.
+    const settle = async () => {
+      for (const deadline = performance.now() + 2000; sandboxProcs() > 0 && performance.now() < deadline;) await sleep(10);
+    };
+    await settle();
     const snapshot = () => ({ mounts: mountCount(), cgroups: sandboxCgroups('vitest-container', true).length, procs: sandboxProcs(),
       fds: openFds(), netns: netnsCount(), bundles: readdirSync(hostInfo().runRoot).filter((n) => n.startsWith(`c${process.pid}-`)).length });
     const before = snapshot();
@@ -32,6 +38,7 @@ describe('lifecycle', () => {
         expect((await c.wait()).exitCode).toBe(0);
       }
     }
+    await settle();
     expect(snapshot()).toEqual(before);
     expect(before.procs).toBe(0);
     expect(descendants().filter(isSpawner).length).toBeLessThanOrEqual(1);
