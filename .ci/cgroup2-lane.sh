@@ -12,6 +12,7 @@
 #   CGROUP2_GUEST_ARGS    extra run-in-guest.sh options, e.g. "-v" or "--kernel-version V"
 #   CGROUP2_TIMEOUT       seconds before the guest is killed (default 480)
 #   VTC_LEAK_CYCLES       start/stop cycles of lifecycle.test.ts in the guest (default 20)
+#   CGROUP2_RETRY         Vitest's --retry in the guest (default 2; 0 to see every first failure)
 #
 # Needs root on the host only to apt-get install what is missing; the guest is
 # root and its cgroup tree is ours to set up.
@@ -46,7 +47,7 @@ if [ "${1:-}" = --in-guest ]; then
   # the owner fixture twice dominates lifecycle.test.ts's SIGKILL test).
   # --retry: Node itself crashes now and then under QEMU's emulation (SIGSEGV or SIGTRAP in a
   # fixture process, about one run in eight; the same at earlier commits, never on a real CPU).
-  VTC_LEAK_CYCLES=${VTC_LEAK_CYCLES:-20} vitest run --no-file-parallelism --retry=2 --testTimeout=180000 --hookTimeout=180000 \
+  VTC_LEAK_CYCLES=${VTC_LEAK_CYCLES:-20} vitest run --no-file-parallelism --retry="${CGROUP2_RETRY:-2}" --testTimeout=180000 --hookTimeout=180000 \
     test/runtime/limits.test.ts test/runtime/lifecycle.test.ts "$@" || rc=$?
   # Every sandbox cgroup must be gone, and with the last of them their default parent.
   left=$(find "$cg/vitest-container" -maxdepth 1 -type d 2>/dev/null || true)
@@ -87,10 +88,11 @@ RUN_IN_GUEST=${RUN_IN_GUEST:-$REPO/../shared/tools/run-in-guest.sh}
 # current; the guest then finds an up-to-date binary and does not rebuild.
 "$NODE_BIN/node" native/build.mjs
 
-# (c) the tests, inside the guest
+# (c) the tests, inside the guest (which starts with a clean environment: pass on what it reads)
 guest_rc=0
 # shellcheck disable=SC2086
 bash "$RUN_IN_GUEST" --share "$REPO" --timeout "${CGROUP2_TIMEOUT:-480}" ${CGROUP2_GUEST_ARGS:-} \
-  -- bash "$REPO/.ci/cgroup2-lane.sh" --in-guest "$@" || guest_rc=$?
+  -- env VTC_LEAK_CYCLES="${VTC_LEAK_CYCLES:-20}" CGROUP2_RETRY="${CGROUP2_RETRY:-2}" \
+  bash "$REPO/.ci/cgroup2-lane.sh" --in-guest "$@" || guest_rc=$?
 echo "cgroup2-lane: exit $guest_rc after $((SECONDS - start)) s"
 exit "$guest_rc"

@@ -1,7 +1,8 @@
-// The few system calls Node has no API for: mknod (overlay whiteouts, FIFOs)
-// and extended attributes (opaque directories, file capabilities, cgroup v2
-// marks). koffi is required on first use, not imported: loading its native
+// The few system calls Node has no API for: mknod (overlay whiteouts, FIFOs),
+// extended attributes (opaque directories, file capabilities, cgroup v2
+// marks) and flock (making cgroup v2 levels one process at a time). koffi is required on first use, not imported: loading its native
 // addon takes ~8 ms, which every test worker would pay for nothing.
+import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
 
@@ -10,6 +11,7 @@ interface Libc {
   mknod: (path: string, mode: number, dev: bigint) => number;
   lsetxattr: (path: string, name: string, value: Buffer, size: number, flags: number) => number;
   lgetxattr: (path: string, name: string, value: Buffer, size: number) => number;
+  flock: (fd: number, operation: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -23,6 +25,7 @@ function load(): Libc {
       mknod: lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
       lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as Libc['lsetxattr'],
       lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)') as Libc['lgetxattr'],
+      flock: lib.func('int flock(int fd, int operation)') as Libc['flock'],
     };
   }
   return libc;
@@ -30,6 +33,8 @@ function load(): Libc {
 
 const S_IFCHR = 0o020000;
 const S_IFIFO = 0o010000;
+const LOCK_EX = 2;
+const EINTR = 4;
 const ENODATA = 61;
 const ENOTSUP = 95;
 
@@ -67,4 +72,21 @@ export function getXattr(path: string, name: string): Buffer | undefined {
     throw new SyscallError('lgetxattr', errno, path);
   }
   return buf.subarray(0, n);
+}
+
+/**
+ * Runs fn holding an exclusive flock on path (a file or directory, cgroupfs included), blocking
+ * until it is free. The lock goes with the descriptor, so a process that dies holding it frees it.
+ */
+export function withFileLock<T>(path: string, fn: () => T): T {
+  const fd = openSync(path, 'r');
+  try {
+    while (load().flock(fd, LOCK_EX) !== 0) {
+      const errno = load().errno();
+      if (errno !== EINTR) throw new SyscallError('flock', errno, path);
+    }
+    return fn();
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -76,7 +76,7 @@ export function createRacingParentRemoval<T>(create: () => T): T {
     try {
       return create();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 4) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 9) throw err;
     }
   }
 }

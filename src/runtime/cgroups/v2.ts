@@ -3,8 +3,8 @@
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { HostCapabilityError } from '../../errors.ts';
-import { getXattr, setXattr } from '../../image/syscalls.ts';
-import { createRacingParentRemoval, readKey, readNumber, readOptional, killPids, removeDir, removeDirSync, removeIfEmpty, write } from './fs.ts';
+import { getXattr, setXattr, withFileLock } from '../../image/syscalls.ts';
+import { createRacingParentRemoval, readKey, readNumber, readOptional, readText, killPids, removeDir, removeDirSync, removeIfEmpty, write } from './fs.ts';
 import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
 const WANTED = ['memory', 'cpu', 'pids', 'cpuset'] as const;
@@ -14,8 +14,12 @@ const WANTED = ['memory', 'cpu', 'pids', 'cpuset'] as const;
 // root only, before that).
 const MARKS = ['user.vitest-container', 'trusted.vitest-container'];
 
+/**
+ * The wanted controllers dir does not pass on to its children. Throws ENOENT when dir is gone: another
+ * process removed the default parent as its last sandbox went, and createRacingParentRemoval starts over.
+ */
 function missingControllers(dir: string): string[] {
-  const enabled = new Set((readOptional(join(dir, 'cgroup.subtree_control')) ?? '').split(/\s+/));
+  const enabled = new Set(readText(join(dir, 'cgroup.subtree_control')).split(/\s+/));
   return WANTED.filter((c) => !enabled.has(c));
 }
 
@@ -47,43 +51,47 @@ export class CgroupV2Driver implements CgroupDriver {
     this.root = root;
   }
 
-  /** Makes the parent chain, enabling the controllers the sandboxes need on each level we own. */
+  /**
+   * Makes the parent chain, enabling the controllers the sandboxes need on each level we own.
+   * A level is made, marked and enabled under a lock on the level above it: no process ever finds
+   * one of ours half made (and cannot take it for somebody else's cgroup that lacks controllers).
+   */
   private ensureParent(parent: string): void {
     let dir = this.root;
-    let createdHere = false;
-    const parts = parent.split('/').filter(Boolean);
-    for (let i = 0; i <= parts.length; i++) {
-      let missing = missingControllers(dir);
-      // A level another process of ours has just made may not be marked and enabled yet: look again briefly.
-      for (let retry = 0; missing.length && i > 0 && !createdHere && !isOurs(dir) && retry < 50; retry++) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
-        missing = missingControllers(dir);
-      }
-      if (missing.length) {
-        const ours = i > 0 && (createdHere || isOurs(dir));
-        const available = new Set((readOptional(join(dir, 'cgroup.controllers')) ?? '').split(/\s+/));
-        const unavailable = missing.filter((c) => !available.has(c));
-        if (!ours || unavailable.length) {
-          throw new HostCapabilityError('CGROUP_CONTROLLERS_MISSING',
-            `cgroup ${dir} does not pass the ${missing.join(', ')} controller(s) to its children, so limits cannot be enforced`,
-            { fix: i === 0 && dir === this.root
-              ? `enable them once as root: echo "${missing.map((c) => `+${c}`).join(' ')}" > ${join(dir, 'cgroup.subtree_control')}`
-              : `give the sandboxes a delegated cgroup: systemd-run --user --scope -p Delegate=yes <your test command>, or set cgroupParent` });
-        }
-        write(join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
-      }
-      if (i === parts.length) break;
-      dir = join(dir, parts[i]!);
-      createdHere = false;
-      try {
-        mkdirSync(dir);
-        createdHere = true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      // Marks the level as ours: only such levels get their subtree_control changed.
-      if (createdHere) markOurs(dir);
+    const rootMissing = missingControllers(dir);
+    if (rootMissing.length) throw this.controllersMissing(dir, rootMissing);
+    for (const part of parent.split('/').filter(Boolean)) {
+      const level = join(dir, part);
+      // The usual case, every start after the first: the level is there and complete; no lock.
+      if (!existsSync(level) || missingControllers(level).length) withFileLock(dir, () => this.makeLevel(level));
+      dir = level;
     }
+  }
+
+  /** Called holding the lock on the level's parent. */
+  private makeLevel(level: string): void {
+    let createdHere = false;
+    try {
+      mkdirSync(level);
+      createdHere = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    // Marks the level as ours: only such levels get their subtree_control changed.
+    if (createdHere) markOurs(level);
+    const missing = missingControllers(level);
+    if (!missing.length) return;
+    const available = new Set((readOptional(join(level, 'cgroup.controllers')) ?? '').split(/\s+/));
+    if (!(createdHere || isOurs(level)) || missing.some((c) => !available.has(c))) throw this.controllersMissing(level, missing);
+    write(join(level, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+  }
+
+  private controllersMissing(dir: string, missing: string[]): HostCapabilityError {
+    return new HostCapabilityError('CGROUP_CONTROLLERS_MISSING',
+      `cgroup ${dir} does not pass the ${missing.join(', ')} controller(s) to its children, so limits cannot be enforced`,
+      { fix: dir === this.root
+        ? `enable them once as root: echo "${missing.map((c) => `+${c}`).join(' ')}" > ${join(dir, 'cgroup.subtree_control')}`
+        : `give the sandboxes a delegated cgroup: systemd-run --user --scope -p Delegate=yes <your test command>, or set cgroupParent` });
   }
 
   create(parent: string, name: string, limits: Limits): SandboxCgroup {
@@ -96,6 +104,12 @@ export class CgroupV2Driver implements CgroupDriver {
     const dir = join(this.root, path);
     mkdirSync(dir);
     try {
+      // Between our look at the parent and that mkdir, other processes may have removed it and begun
+      // making it again: a cgroup born under a half-made parent lacks controllers. Start over.
+      const controllers = new Set(readText(join(dir, 'cgroup.controllers')).split(/\s+/));
+      if (WANTED.some((c) => !controllers.has(c))) {
+        throw Object.assign(new Error(`cgroup ${parent} was made again while ${name} was created in it`), { code: 'ENOENT' });
+      }
       if (limits.memoryBytes !== undefined) {
         write(join(dir, 'memory.max'), limits.memoryBytes);
         if (existsSync(join(dir, 'memory.swap.max'))) write(join(dir, 'memory.swap.max'), 0);
