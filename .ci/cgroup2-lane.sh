@@ -88,11 +88,10 @@ RUN_IN_GUEST=${RUN_IN_GUEST:-$REPO/../shared/tools/run-in-guest.sh}
 # current; the guest then finds an up-to-date binary and does not rebuild.
 "$NODE_BIN/node" native/build.mjs
 
-# (c) the tests, inside the guest (which starts with a clean environment: pass on what it reads)
+# (c) the tests, inside the guest (it gets this script's exported environment)
 guest_rc=0
 # shellcheck disable=SC2086
 bash "$RUN_IN_GUEST" --share "$REPO" --timeout "${CGROUP2_TIMEOUT:-480}" ${CGROUP2_GUEST_ARGS:-} \
-  -- env VTC_LEAK_CYCLES="${VTC_LEAK_CYCLES:-20}" CGROUP2_RETRY="${CGROUP2_RETRY:-2}" \
-  bash "$REPO/.ci/cgroup2-lane.sh" --in-guest "$@" || guest_rc=$?
+  -- bash "$REPO/.ci/cgroup2-lane.sh" --in-guest "$@" || guest_rc=$?
 echo "cgroup2-lane: exit $guest_rc after $((SECONDS - start)) s"
 exit "$guest_rc"

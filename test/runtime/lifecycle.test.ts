@@ -85,7 +85,7 @@ describe('lifecycle', () => {
         out += c.toString();
         if (out.includes('\n')) resolve(out.trim());
       });
-      owner.on('exit', (code) => reject(new Error(`owner exited early (${code})`)));
+      owner.on('exit', (code, signal) => reject(new Error(`owner exited early (${code ?? signal})`)));
     });
     const { pids, ids } = JSON.parse(line) as { pids: number[]; ids: string[] };
     expect(pids).toHaveLength(3);

@@ -68,15 +68,17 @@ export function removeIfEmpty(dir: string): void {
 }
 
 /**
- * Runs a cgroup creation again when a level vanished under it (ENOENT): another process removed
- * the default parent as its last sandbox went (removeIfEmpty), just as this one was making it.
+ * Runs a cgroup creation again when a level vanished under it: another process removed the default
+ * parent as its last sandbox went (removeIfEmpty), just as this one was making it. A level already
+ * gone is ENOENT; a file of one being removed while it is read or written is ENODEV.
  */
 export function createRacingParentRemoval<T>(create: () => T): T {
   for (let attempt = 0; ; attempt++) {
     try {
       return create();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 9) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENODEV') || attempt === 9) throw err;
     }
   }
 }

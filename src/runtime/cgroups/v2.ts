@@ -15,8 +15,9 @@ const WANTED = ['memory', 'cpu', 'pids', 'cpuset'] as const;
 const MARKS = ['user.vitest-container', 'trusted.vitest-container'];
 
 /**
- * The wanted controllers dir does not pass on to its children. Throws ENOENT when dir is gone: another
- * process removed the default parent as its last sandbox went, and createRacingParentRemoval starts over.
+ * The wanted controllers dir does not pass on to its children. Throws ENOENT or ENODEV when dir is gone
+ * or going: another process removed the default parent as its last sandbox went, and
+ * createRacingParentRemoval starts over.
  */
 function missingControllers(dir: string): string[] {
   const enabled = new Set(readText(join(dir, 'cgroup.subtree_control')).split(/\s+/));
