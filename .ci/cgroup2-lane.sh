@@ -46,7 +46,8 @@ if [ "${1:-}" = --in-guest ]; then
   # Longer timeouts than on a host: everything here is 10-40x slower (Node starting
   # the owner fixture twice dominates lifecycle.test.ts's SIGKILL test).
   # --retry: Node itself crashes now and then under QEMU's emulation (SIGSEGV or SIGTRAP in a
-  # fixture process, about one run in eight; the same at earlier commits, never on a real CPU).
+  # fixture process, in one guest boot of four to eight; the same at earlier commits, never on a
+  # real CPU; not seen with --smp 1, but two CPUs are what finds real races).
   VTC_LEAK_CYCLES=${VTC_LEAK_CYCLES:-20} vitest run --no-file-parallelism --retry="${CGROUP2_RETRY:-2}" --testTimeout=180000 --hookTimeout=180000 \
     test/runtime/limits.test.ts test/runtime/lifecycle.test.ts "$@" || rc=$?
   # Every sandbox cgroup must be gone, and with the last of them their default parent.

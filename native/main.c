@@ -408,7 +408,7 @@ int main(int argc, char **argv) {
   int control_fd = -1, preserve_fd = -1;
   const char *connect_path = NULL, *token = NULL, *listen_path = NULL;
   bool stdin_from_caller = false;
-  pid_t pid = 0;
+  pid_t pid = 0, owner = 0;
   int i = 2;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
     if (!strcmp(argv[i], "--")) { i++; break; }
@@ -422,7 +422,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--pidns")) expected_pidns = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--status-fd")) report_init(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--pid")) pid = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--owner")) pid = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--owner")) owner = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--listen")) listen_path = argv[++i];
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
     else if (!strcmp(argv[i], "--read")) read_path = argv[++i];
@@ -434,8 +434,8 @@ int main(int argc, char **argv) {
   int named[3] = { control_fd, report_fd(), preserve_fd };
   keep_only_fds(named, 3);
   if (!strcmp(cmd, "spawner")) {
-    if (listen_path && pid <= 0) usage();
-    return cmd_spawner(listen_path, pid);
+    if (listen_path && owner <= 0) usage();
+    return cmd_spawner(listen_path, owner);
   }
   if (connect_path) {
     if (!token) usage();

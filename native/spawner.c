@@ -49,6 +49,13 @@ typedef struct {
 static char self[4096];
 static posix_spawnattr_t attr;
 
+/* The reply to one request: "ok", or "err <errno>". */
+static void answer(int reply_fd, int err) {
+  char reply[32];
+  int n = err ? snprintf(reply, sizeof reply, "err %d\n", err) : snprintf(reply, sizeof reply, "ok\n");
+  if (write(reply_fd, reply, (size_t)n) < 0) {} /* a caller that is gone needs no answer */
+}
+
 static void spawn_line(char *line, int reply_fd) {
   char *argv[64];
   int argc = 0;
@@ -60,10 +67,7 @@ static void spawn_line(char *line, int reply_fd) {
   }
   argv[argc] = NULL;
   pid_t pid;
-  int err = argc >= 63 ? E2BIG : posix_spawn(&pid, self, NULL, &attr, argv, environ);
-  char reply[32];
-  int n = err ? snprintf(reply, sizeof reply, "err %d\n", err) : snprintf(reply, sizeof reply, "ok\n");
-  if (write(reply_fd, reply, (size_t)n) < 0) {} /* a caller that is gone needs no answer */
+  answer(reply_fd, argc >= 63 ? E2BIG : posix_spawn(&pid, self, NULL, &attr, argv, environ));
 }
 
 /* Reads what fd has; spawns every complete line. False at end-of-file or error. */
@@ -77,7 +81,7 @@ static bool read_requests(client *c) {
     *nl = 0;
     if (c->discarding) {
       c->discarding = false;
-      if (write(c->reply_fd, "err 7\n", 6) < 0) {} /* E2BIG */
+      answer(c->reply_fd, E2BIG);
     } else {
       spawn_line(start, c->reply_fd);
     }

@@ -33,7 +33,6 @@ Options:
 Logs: DEBUG=container:* shows what the runtime does.`;
 
 function version(): string {
-  // src/cli/ and dist/cli/ both sit two levels below package.json.
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }

@@ -1,7 +1,8 @@
 // The few system calls Node has no API for: mknod (overlay whiteouts, FIFOs),
 // extended attributes (opaque directories, file capabilities, cgroup v2
-// marks) and flock (making cgroup v2 levels one process at a time). koffi is required on first use, not imported: loading its native
-// addon takes ~8 ms, which every test worker would pay for nothing.
+// marks) and flock (making cgroup v2 levels one process at a time). koffi is
+// required on first use, not imported: loading its native addon takes ~8 ms,
+// which every test worker would pay for nothing.
 import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';

@@ -10,7 +10,7 @@ import { removeBundle } from './bundle.ts';
 import { pidNamespaceOf } from './reaper.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
 import type { RuntimeImage } from './image.ts';
-import { launchRuntime, type RuntimeProcess } from './launch.ts';
+import { consumed, launchRuntime, type RuntimeProcess } from './launch.ts';
 import type { NormalizedOptions } from './options.ts';
 import type { ProcessSpec, RuntimeSpec } from './spec.ts';
 
@@ -345,8 +345,7 @@ export class Container implements AsyncDisposable {
         };
         // What the command wrote before it exited is already in the sockets; give it a moment to arrive.
         const cutoff = setTimeout(() => child.release(), 50);
-        const ended = (s: Readable) => new Promise((r) => (s.readableEnded || s.destroyed ? r(null) : s.once('end', r).once('close', r)));
-        void Promise.all([ended(child.stdout), ended(child.stderr)]).then(settle);
+        void Promise.all([consumed(child.stdout), consumed(child.stderr)]).then(settle);
       });
     });
     exited.catch(() => {});

@@ -62,7 +62,8 @@ function allClosed(...sockets: (Readable | Writable | null | undefined)[]): Prom
   }))).then(() => {});
 }
 
-function consumed(stream: Readable): Promise<void> {
+/** Resolves once stream has ended (everything in it was read) or was destroyed. */
+export function consumed(stream: Readable): Promise<void> {
   return new Promise((resolve) => {
     if (stream.readableEnded || stream.destroyed) resolve();
     else stream.once('end', () => resolve()).once('close', () => resolve());

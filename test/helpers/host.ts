@@ -56,6 +56,18 @@ export function isSpawner(pid: number): boolean {
   }
 }
 
+/** Processes running a test run's shared `vtc-runtime spawner --listen … --owner <owner>`. */
+export function sharedSpawners(owner: number): number[] {
+  return allPids().filter((pid) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv.includes('spawner') && argv[argv.indexOf('--owner') + 1] === String(owner);
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
 /** Processes whose command line mentions the native runtime. */
 export function runtimeProcesses(): number[] {
   return allPids().filter((pid) => {

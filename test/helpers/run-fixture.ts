@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
+import { sharedSpawners } from './host.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let runs = 0;
@@ -133,16 +134,7 @@ function removeCgroupDir(dir: string): void {
  * its socket and lock in the run root (named for the owner: c<pid>-…). Both must be gone.
  */
 export function leftoverSpawners(ownerPid: number, runRoot = '/run/vitest-container'): string[] {
-  const left: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let argv: string[] = [];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      continue; // gone meanwhile
-    }
-    if (argv.includes('spawner') && argv[argv.indexOf('--owner') + 1] === String(ownerPid)) left.push(`process ${pid}: ${argv.join(' ')}`);
-  }
+  const left = sharedSpawners(ownerPid).map((pid) => `process ${pid}: spawner --owner ${ownerPid}`);
   if (existsSync(runRoot)) left.push(...readdirSync(runRoot).filter((f) => f.startsWith(`c${ownerPid}-`)).map((f) => join(runRoot, f)));
   return left;
 }

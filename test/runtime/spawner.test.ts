@@ -1,7 +1,7 @@
 // The spawner that starts runtime processes for Node: shared by a test run's worker
 // processes, one per thread otherwise; failures surface at once, not after the connect timeout.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -9,21 +9,10 @@ import { describe, expect, test } from 'vitest';
 import { startContainer } from '../../src/runtime/start.ts';
 import { runtimeBinary } from '../../src/runtime/native.ts';
 import { hostInfo } from '../../src/runtime/host.ts';
+import { sharedSpawners } from '../helpers/host.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const runtime = (file: string) => JSON.stringify(pathToFileURL(join(repo, 'src', 'runtime', file)).href);
-
-/** Processes running `vtc-runtime spawner --listen … --owner <owner>`. */
-function sharedSpawners(owner: number): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv.includes('spawner') && argv[argv.indexOf('--owner') + 1] === String(owner);
-    } catch {
-      return false;
-    }
-  });
-}
 
 describe('spawner', () => {
   test('worker threads of one process each start sandboxes, at the same time, without colliding', async () => {

@@ -1,9 +1,9 @@
 // cgroup v1: every controller is its own hierarchy. The sandbox gets a
 // directory of the same name in each one it needs.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeDirSync, removeIfEmpty, write } from './fs.ts';
-import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
+import { join } from 'node:path';
+import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeDefaultParent, removeDirSync, write } from './fs.ts';
+import { type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
 export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset'] as const;
 type Controller = (typeof V1_CONTROLLERS)[number];
@@ -115,17 +115,12 @@ class CgroupV1 implements SandboxCgroup {
   killAll(): void {
     killPids(join(this.dir('pids'), 'cgroup.procs'));
   }
-  /** The default parent, in every hierarchy, once its last sandbox is gone. */
-  private removeDefaultParent(): void {
-    if (dirname(this.path) !== DEFAULT_CGROUP_PARENT) return;
-    for (const c of V1_CONTROLLERS) removeIfEmpty(dirname(this.dir(c)));
-  }
   async remove(): Promise<void> {
     for (const c of V1_CONTROLLERS) await removeDir(this.dir(c), () => this.killAll());
-    this.removeDefaultParent();
+    removeDefaultParent(this.path, V1_CONTROLLERS.map((c) => this.dir(c)));
   }
   removeNow(): void {
     for (const c of V1_CONTROLLERS) removeDirSync(this.dir(c), () => this.killAll());
-    this.removeDefaultParent();
+    removeDefaultParent(this.path, V1_CONTROLLERS.map((c) => this.dir(c)));
   }
 }

@@ -1,11 +1,11 @@
 // cgroup v2: one tree. Controllers must be enabled in every ancestor's
 // cgroup.subtree_control; we only ever enable them in cgroups we created.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { HostCapabilityError } from '../../errors.ts';
 import { getXattr, setXattr, withFileLock } from '../../image/syscalls.ts';
-import { createRacingParentRemoval, readKey, readNumber, readOptional, readText, killPids, removeDir, removeDirSync, removeIfEmpty, write } from './fs.ts';
-import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
+import { createRacingParentRemoval, readKey, readNumber, readOptional, readText, killPids, removeDir, removeDefaultParent, removeDirSync, write } from './fs.ts';
+import { type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
 const WANTED = ['memory', 'cpu', 'pids', 'cpuset'] as const;
 
@@ -164,17 +164,13 @@ class CgroupV2 implements SandboxCgroup {
     if (existsSync(join(this.dir, 'cgroup.kill'))) write(join(this.dir, 'cgroup.kill'), 1);
     else killPids(join(this.dir, 'cgroup.procs'));
   }
-  /** The default parent, once its last sandbox is gone. */
-  private removeDefaultParent(): void {
-    if (dirname(this.path) === DEFAULT_CGROUP_PARENT) removeIfEmpty(dirname(this.dir));
-  }
   async remove(): Promise<void> {
     await removeDir(this.dir, () => this.killAll());
-    this.removeDefaultParent();
+    removeDefaultParent(this.path, [this.dir]);
   }
   removeNow(): void {
     removeDirSync(this.dir, () => this.killAll());
-    this.removeDefaultParent();
+    removeDefaultParent(this.path, [this.dir]);
   }
 }
 
