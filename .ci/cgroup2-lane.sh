@@ -25,6 +25,31 @@ NODE_BIN=$REPO/node_modules/node/bin      # the repository's Node 24 (devDepende
 # The same script, re-entered inside the guest (the repository is shared at the
 # same path). Prints what the kernel offers, runs Vitest, then checks that no
 # sandbox cgroup was left behind.
+if [ "${1:-}" = --in-guest ] && [ -z "${VTC_GUEST_ROOTED:-}" ]; then
+  # The guest tool chroots us into the guest's root, which sits on the initramfs; the kernel makes
+  # no user namespace for a chroot'ed process (every sandbox has one). In a mount namespace of our
+  # own, do what switch_root does: leave the chroot, move the guest's root onto "/", enter it.
+  exec unshare --mount --propagation private python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+dev = os.stat("/").st_dev
+dev = "%d:%d" % (os.major(dev), os.minor(dev))
+# where our root is mounted, as the initramfs (pid 1) sees it
+guest_root = next(f[4] for f in (l.split() for l in open("/proc/1/mountinfo")) if f[2] == dev and f[3] == "/")
+os.makedirs("/run/vtc-escape", exist_ok=True)
+root = os.open("/", os.O_RDONLY)
+os.chroot("/run/vtc-escape")
+os.fchdir(root)
+for _ in range(64): os.chdir("..")
+os.chroot(".")
+os.chdir(guest_root)
+if libc.mount(b".", b"/", None, 8192, None) != 0:  # MS_MOVE
+    raise OSError(ctypes.get_errno(), "moving the guest root onto /")
+os.chroot(".")
+os.environ["VTC_GUEST_ROOTED"] = "1"
+os.execvp("bash", ["bash"] + sys.argv[1:])
+' "$0" "$@"
+fi
 if [ "${1:-}" = --in-guest ]; then
   shift
   cd "$REPO"
