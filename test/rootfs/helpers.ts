@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
@@ -67,13 +66,7 @@ export async function blobDigests(image: BuildResult, digest: string): Promise<{
   return { digest: sha(bytes), diffId: sha(gunzipSync(bytes)) };
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../helpers/host.ts';
 
 interface RuntimeSpec {
   process: { args: string[]; terminal?: boolean; env?: string[] };
