@@ -1,31 +1,16 @@
 // The README's Container members and options, each asserted by its effect inside
 // or outside the sandbox: streams that stream, signals that arrive, stops that
 // escalate, limits the kernel enforces, waits that really wait.
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startContainer, withContainer, type Container, type ContainerOptions } from '../../src/runtime/index.ts';
+import { startContainer, withContainer, type Container } from '../../src/runtime/index.ts';
 import { busyboxRootfs, snapshot } from '../image/helpers/host.ts';
 import { descendants, freePort, isRoot, pidAlive, sandboxCgroups } from '../helpers/host.ts';
-
-/** Everything a stream has said so far. */
-function collect(stream: Readable): { text: () => string } {
-  const chunks: Buffer[] = [];
-  stream.on('data', (c: Buffer) => chunks.push(c));
-  return { text: () => Buffer.concat(chunks).toString() };
-}
-
-/** Polls until check() holds; the deadline is only there to fail with a message instead of the test timeout. */
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  for (const deadline = performance.now() + timeoutMs; !(await check());) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { collect, gated, startsOnlyAfterGate, until } from './helpers.ts';
 
 // A main process that says it is up, then ignores or reports signals while it waits.
 const armed = (traps: string) => ['sh', '-c', `${traps}; echo armed; while :; do sleep 0.05; done`];
@@ -151,35 +136,6 @@ describe('the main process', () => {
 });
 
 describe('waits', () => {
-  // A gate the test opens from outside: the main process says it is up on a host directory, then
-  // waits for the test's go before it logs "ready". A wait that returned early resolves before go.
-  function gated(command: string): { options: ContainerOptions; booted: () => boolean; open: () => void; remove: () => void } {
-    const dir = mkdtempSync(join(tmpdir(), 'vtc-gate-'));
-    chmodSync(dir, 0o777); // the sandbox's root need not be the host's
-    return {
-      options: { mounts: [{ source: dir, target: '/gate' }],
-        cmd: ['sh', '-c', `touch /gate/booted; until [ -e /gate/go ]; do sleep 0.02; done; ${command}; exec sleep 3600`] },
-      booted: () => existsSync(join(dir, 'booted')),
-      open: () => writeFileSync(join(dir, 'go'), ''),
-      remove: () => rmSync(dir, { recursive: true, force: true }),
-    };
-  }
-
-  async function startsOnlyAfterGate(gate: ReturnType<typeof gated>, options: ContainerOptions): Promise<Container> {
-    let resolved = false;
-    const starting = startContainer({ ...gate.options, ...options }).finally(() => { resolved = true; });
-    starting.catch(() => {});
-    try {
-      await until('the main process to start', gate.booted);
-      await sleep(200); // room for a wait that does not wait to resolve
-      expect(resolved).toBe(false);
-      gate.open();
-      return await starting;
-    } finally {
-      gate.remove();
-    }
-  }
-
   test('waitFor {log} resolves only once the line is logged, string or RegExp', async () => {
     for (const log of ['ready to serve', /ready to s.rve/]) {
       const d = await startsOnlyAfterGate(gated('echo "ready to serve"'), { waitFor: { log } });
