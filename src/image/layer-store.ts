@@ -34,7 +34,7 @@ export interface StoreContext {
   privileged: boolean;
   limits: LayerLimits;
   progress: boolean;
-  onProgress?: (p: { layer: string; bytes: number; total?: number }) => void;
+  onProgress?: (p: { layer: string; bytes: number; total?: number; layers: number }) => void;
 }
 
 export async function ensureLayers(plan: ImagePlan, ctx: StoreContext): Promise<LayerInfo[]> {
@@ -78,7 +78,7 @@ async function unpackAll(missing: [string, LayerPlan][], ctx: StoreContext): Pro
         onBytes: (bytes) => {
           done[i] = bytes;
           progress.update(done.reduce((a, b) => a + b, 0));
-          ctx.onProgress?.({ layer: `sha256:${key}`, bytes, total: sizes[i] });
+          ctx.onProgress?.({ layer: `sha256:${key}`, bytes, total: sizes[i], layers: missing.length });
         },
       });
       const info: LayerInfo = {

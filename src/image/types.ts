@@ -38,7 +38,8 @@ export interface ResolveOptions {
   registries?: RegistriesConfig;
   /** layers fetched and unpacked at once (default 3) */
   parallel?: number;
-  onProgress?: (p: { layer: string; bytes: number; total?: number }) => void;
+  /** bytes of a layer blob read so far (downloaded, for a registry), and how many layers are being fetched */
+  onProgress?: (p: { layer: string; bytes: number; total?: number; layers: number }) => void;
   /** caps per layer against tar bombs; defaults: 1,000,000 entries, 64 GiB */
   limits?: Partial<LayerLimits>;
   /** progress lines on stderr for long unpacks; default true (VITEST_CONTAINER_PROGRESS=0 turns them off) */

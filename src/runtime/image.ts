@@ -85,14 +85,14 @@ function rootfsImage(reference: string): RuntimeImage {
   };
 }
 
-export async function loadImage(reference: string, rootless: boolean): Promise<RuntimeImage> {
+export async function loadImage(reference: string, rootless: boolean, pulling: { pull?: 'missing' | 'always' | 'never'; platform?: string } = {}): Promise<RuntimeImage> {
   if (reference.startsWith('rootfs:')) return rootfsImage(reference);
   // The host's root has mounts below it, and a user namespace may not overlay such a tree
   // whole: rootless sandboxes get one overlay per top-level directory instead (slower to set up).
   if (reference === 'host') return rootless ? { ...hostImage, compose: 'toplevel' } : hostImage;
   // Loaded on first use: the 'host' image needs none of it.
   const { resolveImage, resolveUser } = await import('../image/index.ts');
-  const resolved = await resolveImage(reference);
+  const resolved = await resolveImage(reference, { pull: pulling.pull, platform: pulling.platform });
   return {
     reference,
     lowerDirs: resolved.lowerDirs,

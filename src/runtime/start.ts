@@ -70,7 +70,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
   const normalized = normalizeOptions(options);
   const host = hostInfo();
   await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
-  const image = await loadImage(normalized.image, host.rootless);
+  const image = await loadImage(normalized.image, host.rootless, { pull: normalized.pull, platform: normalized.platform });
   const user = normalized.user ?? image.config.User;
   const identity = user ? await image.resolveUser(user) : { uid: 0, gid: 0, additionalGids: [] };
   if (normalized.internet) {

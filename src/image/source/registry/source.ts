@@ -165,19 +165,39 @@ export class RegistrySource implements ContentSource {
       code = (JSON.parse(body) as { errors?: { code?: string }[] }).errors?.[0]?.code ?? '';
     } catch { /* not the registry's JSON error */ }
     const registry = this.ref.registry;
-    if (code === 'NAME_UNKNOWN') {
-      return new RegistryError('REGISTRY_REPOSITORY_NOT_FOUND', `${what}: ${registry} has no repository ${this.ref.repository}`, {
-        fix: `check the name${registry === 'docker.io' && this.ref.repository.startsWith('library/') ? ' (a short name like "redis" means docker.io/library/redis)' : ''}; a local image needs a path starting with ./ or / (or oci:DIR)`,
-      });
-    }
+    if (code === 'NAME_UNKNOWN') return this.notFoundRepository(what);
     if (kind === 'blob') {
       return new RegistryError('REGISTRY_BLOB_NOT_FOUND', `${what}: ${registry}/${this.ref.repository} has no blob ${reference}`, {
         fix: 'the image in the registry is incomplete; push it again',
       });
     }
-    return new RegistryError('REGISTRY_TAG_NOT_FOUND', `${what}: ${registry}/${this.ref.repository} has no ${reference.startsWith('sha256:') ? 'manifest' : 'tag'} ${reference}`, {
-      fix: `check the ${reference.startsWith('sha256:') ? 'digest' : 'tag'} (skopeo list-tags docker://${registry}/${this.ref.repository} lists the tags)`,
+    // Registries answer MANIFEST_UNKNOWN for a missing repository too: the tag list tells them apart.
+    const tags = code === 'NAME_UNKNOWN' ? undefined : await this.tags(what);
+    if (tags === null) return this.notFoundRepository(what);
+    const isDigest = reference.startsWith('sha256:');
+    const has = tags?.length ? `; it has ${tags.slice(0, 10).join(', ')}${tags.length > 10 ? `, … (${tags.length} tags)` : ''}` : '';
+    return new RegistryError('REGISTRY_TAG_NOT_FOUND', `${what}: ${registry}/${this.ref.repository} has no ${isDigest ? 'manifest' : 'tag'} ${reference}${has}`, {
+      fix: `check the ${isDigest ? 'digest' : 'tag'} (skopeo list-tags docker://${registry}/${this.ref.repository} lists the tags)`,
     });
+  }
+
+  private notFoundRepository(what: string): RegistryError {
+    const registry = this.ref.registry;
+    return new RegistryError('REGISTRY_REPOSITORY_NOT_FOUND', `${what}: ${registry} has no repository ${this.ref.repository}`, {
+      fix: `check the name${registry === 'docker.io' && this.ref.repository.startsWith('library/') ? ' (a short name like "redis" means docker.io/library/redis)' : ''}; a local image needs a path starting with ./ or / (or oci:DIR)`,
+    });
+  }
+
+  /** The repository's tags; null when the repository does not exist, undefined when the registry will not say. */
+  private async tags(what: string): Promise<string[] | null | undefined> {
+    try {
+      const res = await this.registryClient.request('tags/list', { what });
+      const body = await readBody(res, 1 << 20);
+      if (res.statusCode === 404) return /NAME_UNKNOWN/.test(body) ? null : undefined;
+      return (JSON.parse(body) as { tags?: string[] | null }).tags ?? [];
+    } catch {
+      return undefined;
+    }
   }
 }
 
