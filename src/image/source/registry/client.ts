@@ -35,7 +35,8 @@ interface HostAuth {
 const hosts = new Map<string, HostAuth>();
 
 export function endpointFor(host: string, config: RegistriesConfig): Endpoint {
-  return { host, insecure: isLoopback(host) || (config.insecure ?? []).includes(host) };
+  const insecure = (config.insecure ?? []).includes(host);
+  return { host, insecure, plainHttp: insecure || isLoopback(host) };
 }
 
 export class RegistryClient {

@@ -1,7 +1,8 @@
 // One HTTP request to a registry, over node:http(s) with keep-alive (undici's
 // fetch would wrap every body chunk in a web stream; blobs are streamed into
-// the unpacker as they arrive). Plain HTTP and unverified TLS only where
-// endpoint.insecure says so; transport failures become typed errors.
+// the unpacker as they arrive). Plain HTTP only for loopback and registries
+// listed as insecure, unverified TLS only for the latter; transport failures
+// become typed errors.
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
@@ -10,7 +11,9 @@ import { RegistryError } from '../../../errors.ts';
 export interface Endpoint {
   /** host[:port] the API answers on */
   host: string;
-  /** loopback or listed as insecure: plain HTTP is allowed, and TLS certificates are not verified */
+  /** loopback or listed as insecure: tried over plain HTTP when it does not speak TLS */
+  plainHttp: boolean;
+  /** listed as insecure: TLS certificates are not verified (loopback ones are) */
   insecure: boolean;
 }
 
@@ -49,16 +52,16 @@ export function isLoopback(host: string): boolean {
 }
 
 export function baseUrl(endpoint: Endpoint): string {
-  return `${endpoint.insecure && plainHttpHosts.has(endpoint.host) ? 'http' : 'https'}://${endpoint.host}`;
+  return `${endpoint.plainHttp && plainHttpHosts.has(endpoint.host) ? 'http' : 'https'}://${endpoint.host}`;
 }
 
-/** Sends the request; an insecure registry that does not speak TLS is asked again over plain HTTP. */
+/** Sends the request; a loopback or insecure registry that does not speak TLS is asked again over plain HTTP. */
 export async function send(endpoint: Endpoint, url: string, options: SendOptions = {}): Promise<IncomingMessage> {
   try {
     return await sendOnce(endpoint, new URL(url), options);
   } catch (err) {
     const target = new URL(url);
-    const speaksPlainHttp = endpoint.insecure && target.protocol === 'https:' && target.host === endpoint.host && isTlsProtocolError(err);
+    const speaksPlainHttp = endpoint.plainHttp && target.protocol === 'https:' && target.host === endpoint.host && isTlsProtocolError(err);
     if (!speaksPlainHttp) throw err;
     plainHttpHosts.add(endpoint.host);
     target.protocol = 'http:';
@@ -73,7 +76,7 @@ function isTlsProtocolError(err: unknown): boolean {
 
 function sendOnce(endpoint: Endpoint, url: URL, options: SendOptions): Promise<IncomingMessage> {
   const secure = url.protocol === 'https:';
-  if (!secure && !endpoint.insecure) {
+  if (!secure && !endpoint.plainHttp) {
     throw new RegistryError('REGISTRY_INSECURE', `${url.host} would be reached over plain HTTP (${url.href}), which is allowed only for loopback and registries listed as insecure`, {
       fix: `add "${url.host}" to "insecure" in the registries config (see VITEST_CONTAINER_REGISTRIES), or serve it over HTTPS`,
     });

@@ -87,7 +87,8 @@ export class RegistrySource implements ContentSource {
     let offset = 0;
     let res = await this.openBlob(digest, 0, what);
     for (let resumes = 0; ; resumes++) {
-      const ranges = res.headers['accept-ranges'] === 'bytes';
+      const ranges = res.headers['accept-ranges'] === 'bytes' || res.statusCode === 206;
+      const startedAt = offset;
       try {
         for await (const chunk of res as AsyncIterable<Buffer>) {
           offset += chunk.length;
@@ -95,13 +96,19 @@ export class RegistrySource implements ContentSource {
         }
         return;
       } catch (err) {
+        if (resumes > 0 && offset === startedAt && size !== undefined && offset < size) {
+          // Asked for the rest and got nothing before the connection broke again: the registry has no more.
+          throw new ImageError('IMAGE_SIZE_MISMATCH', `${what}: ${this.location} delivers ${offset} bytes and no more, the descriptor says ${size}`, {
+            cause: err, fix: 'the blob in the registry is damaged; push the image again',
+          });
+        }
         if (!ranges || resumes >= MAX_RESUMES || (size !== undefined && offset >= size)) {
           throw new RegistryError('REGISTRY_DOWNLOAD_INTERRUPTED', `${what}: the download from ${this.location} broke after ${offset} bytes${ranges ? ` and ${resumes} resumptions` : ' and the registry does not serve byte ranges to resume it'}: ${(err as Error).message}`, {
             cause: err, fix: 'try again; nothing was committed to the cache',
           });
         }
         log('%s: connection broke after %d bytes, resuming with a Range request', what, offset);
-        res = await this.openBlob(digest, offset, what);
+        res = await this.openBlob(digest, offset, what, size);
       }
     }
   }
@@ -122,10 +129,17 @@ export class RegistrySource implements ContentSource {
     return { body, mediaType, digestHeader: typeof header === 'string' ? header : undefined };
   }
 
-  private async openBlob(digest: string, offset: number, what: string): Promise<IncomingMessage> {
+  private async openBlob(digest: string, offset: number, what: string, size?: number): Promise<IncomingMessage> {
     const headers = offset > 0 ? { range: `bytes=${offset}-` } : undefined;
     const res = await this.first(`blobs/${digest}`, headers, what);
     if (res.statusCode === 404) throw await this.notFound(res, what, digest, 'blob');
+    if (offset > 0 && res.statusCode === 416) {
+      res.resume();
+      // Nothing after the bytes we have: the registry's blob is shorter than it promised.
+      throw new ImageError('IMAGE_SIZE_MISMATCH', `${what}: ${this.location} sent ${offset} bytes and has no more${size === undefined ? '' : `, the descriptor says ${size}`}`, {
+        fix: 'the blob in the registry is damaged; push the image again',
+      });
+    }
     if (offset > 0) {
       const range = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
       if (res.statusCode !== 206 || Number(range?.[1]) !== offset) {
