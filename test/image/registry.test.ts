@@ -47,7 +47,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
   it('pulls redis:7-style references by tag; a sandbox started from the pulled image runs a command', async () => {
     setQuiet(true);
     const { layout: dir } = await ensureImage('busybox');
-    push(`oci:${dir}:latest`, `${registry.host}/vtc/busybox:1`);
+    await push(`oci:${dir}:latest`, `${registry.host}/vtc/busybox:1`);
     const cacheDir = tempDir('cache');
     process.env.VITEST_CONTAINER_CACHE = cacheDir;
     try {
@@ -62,7 +62,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
 
   it("pull: 'missing' asks nothing for a cached tag; 'always' makes one manifest request and downloads nothing when the digest is unchanged", async () => {
     const { dir } = layout({ hello: 'v1' });
-    push(`oci:${dir}:v`, `${registry.host}/vtc/policy:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/policy:v`);
     const ref = `${registry.host}/vtc/policy:v`;
     const cacheDir = tempDir('cache');
     const first = await resolveImage(ref, opts(cacheDir));
@@ -82,7 +82,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
 
     // A new image under the same tag: 'always' fetches it, and only its new layer (the base is cached).
     const { dir: dir2, layers } = layout({ hello: 'v2' });
-    push(`oci:${dir2}:v`, ref);
+    await push(`oci:${dir2}:v`, ref);
     const newer = await resolveImage(ref, opts(cacheDir, { pull: 'always' }));
     expect(readFileSync(`${newer.lowerDirs[0]}/hello`, 'utf8')).toBe('v2');
     expect(registry.blobGets(layers[0])).toBe(baseGets); // the shared base: not fetched again
@@ -103,7 +103,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
       { ...native, platform: { os: 'linux', architecture: hostArch } },
     ]);
     b.writeIndex([{ ...index, annotations: { 'org.opencontainers.image.ref.name': 'multi' } }]);
-    push(`oci:${dir}:multi`, `${registry.host}/vtc/multi:1`, { all: true });
+    await push(`oci:${dir}:multi`, `${registry.host}/vtc/multi:1`, { all: true });
     const cacheDir = tempDir('cache');
     const arch = async (ref: string, platform?: string): Promise<string> =>
       readFileSync(`${(await resolveImage(ref, opts(cacheDir, { platform }))).lowerDirs[0]}/arch`, 'utf8');
@@ -119,7 +119,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
 
   it('8 processes pulling one image at once fetch each blob once and leave one consistent entry', async () => {
     const { dir, layers } = layout({ a: Buffer.alloc(3 << 20, 1), b: Buffer.alloc(3 << 20, 2), c: 'c' });
-    push(`oci:${dir}:v`, `${registry.host}/vtc/eight:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/eight:v`);
     const ref = `${registry.host}/vtc/eight:v`;
     const cacheDir = tempDir('cache');
     const blobsBefore = registry.blobGets();
@@ -144,15 +144,13 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
 
   it('a blob altered in the registry\'s storage fails with the digest (or size) error, and the cache stays as it was', async () => {
     const cacheDir = tempDir('cache');
-    await resolveImage((() => {
-      const { dir } = layout({ ok: 'fine' });
-      push(`oci:${dir}:v`, `${registry.host}/vtc/fine:v`);
-      return `${registry.host}/vtc/fine:v`;
-    })(), opts(cacheDir));
+    const fine = layout({ ok: 'fine' });
+    await push(`oci:${fine.dir}:v`, `${registry.host}/vtc/fine:v`);
+    await resolveImage(`${registry.host}/vtc/fine:v`, opts(cacheDir));
     const before = snapshot(cacheDir);
 
     const { dir, layers } = layout({ victim: 'x'.repeat(100_000) });
-    push(`oci:${dir}:v`, `${registry.host}/vtc/corrupt:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/corrupt:v`);
     const blob = registry.blobFile(layers[1]!);
     const original = readFileSync(blob);
     const flipped = Buffer.from(original);
@@ -174,7 +172,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
   it('unknown tag and unknown repository are told apart; pull: never refuses what is not cached', async () => {
     const cacheDir = tempDir('cache');
     const { dir } = layout({ t: 't' });
-    push(`oci:${dir}:v`, `${registry.host}/vtc/tags:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/tags:v`);
     await expect(resolveImage(`${registry.host}/vtc/tags:nope`, opts(cacheDir))).rejects.toMatchObject({
       code: 'REGISTRY_TAG_NOT_FOUND', message: expect.stringMatching(/has no tag nope; it has v/),
     });
@@ -190,7 +188,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
   it('offline: a cached image still works (missing, never), a missing one names the reference, the registry and the fix', async () => {
     const own = await startRegistry();
     const { dir } = layout({ o: 'o' });
-    push(`oci:${dir}:v`, `${own.host}/vtc/offline:v`);
+    await push(`oci:${dir}:v`, `${own.host}/vtc/offline:v`);
     const cacheDir = tempDir('cache');
     const pulled = await resolveImage(`${own.host}/vtc/offline:v`, opts(cacheDir));
     await own.stop();
@@ -208,7 +206,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
     const big = Buffer.alloc(2 << 20);
     for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i); // does not compress away
     const { dir, layers } = layout({ big });
-    push(`oci:${dir}:v`, `${registry.host}/vtc/resume:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/resume:v`);
     let cut = false;
     const proxy = await startProxy(registry.host, (req) => {
       if (!cut && req.url?.includes(`/blobs/${layers[1]}`)) {
@@ -230,7 +228,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
 
   it('429: Retry-After is honoured up to a bound, then the error names the limit', async () => {
     const { dir } = layout({ r: 'r' });
-    push(`oci:${dir}:v`, `${registry.host}/vtc/limited:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/limited:v`);
     let manifestRequests = 0;
     const polite = await startProxy(registry.host, (req) => (req.url?.includes('/manifests/') && manifestRequests++ === 0
       ? { status: 429, headers: { 'retry-after': '1' } } : { pass: true }));
@@ -253,7 +251,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
     const config = b.blob(JSON.stringify({ architecture: hostArch, os: 'linux', rootfs: { type: 'layers', diff_ids: ['sha256:' + '0'.repeat(64)] } }), 'application/vnd.oci.image.config.v1+json');
     const m = b.blob(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [layerBlob] }), 'application/vnd.oci.image.manifest.v1+json');
     b.writeIndex([{ ...m, annotations: { 'org.opencontainers.image.ref.name': 'v' } }]);
-    push(`oci:${dir}:v`, `${registry.host}/vtc/encrypted:v`);
+    await push(`oci:${dir}:v`, `${registry.host}/vtc/encrypted:v`);
     const cacheDir = tempDir('cache');
     await expect(resolveImage(`${registry.host}/vtc/encrypted:v`, opts(cacheDir))).rejects.toMatchObject({ code: 'IMAGE_UNSUPPORTED_MEDIA_TYPE' });
 

@@ -11,6 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { afterAll } from 'vitest';
 import { hasTool, run, tempDir } from './host.ts';
 
@@ -119,9 +120,12 @@ async function waitForHttp(url: string, output: () => string, child: ChildProces
   throw new Error(`docker-registry did not answer at ${url}:\n${output()}`);
 }
 
-/** skopeo copy SRC docker://DEST (plain HTTP or unverified TLS: the test registries are on loopback). */
-export function push(src: string, dest: string, opts: { creds?: string; all?: boolean } = {}): void {
-  run('skopeo', ['copy', '-q', '--dest-tls-verify=false', ...(opts.creds ? ['--dest-creds', opts.creds] : []), ...(opts.all ? ['--all'] : []), src, `docker://${dest}`]);
+/**
+ * skopeo copy SRC docker://DEST (plain HTTP or unverified TLS: the test registries are on loopback).
+ * Asynchronous: a token issuer skopeo must talk to runs in this very process.
+ */
+export async function push(src: string, dest: string, opts: { creds?: string; all?: boolean } = {}): Promise<void> {
+  await execa('skopeo', ['copy', '-q', '--dest-tls-verify=false', ...(opts.creds ? ['--dest-creds', opts.creds] : []), ...(opts.all ? ['--all'] : []), src, `docker://${dest}`]);
 }
 
 // ---------- token auth ----------
