@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -247,3 +247,48 @@ export async function startProxy(target: string, decide: (req: http.IncomingMess
 }
 
 export const digestOf = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+// ---------- podman's Docker-compatible API as the daemon ----------
+
+export const havePodman = hasTool('podman') && hasTool('skopeo');
+
+export interface Daemon {
+  /** unix:///…/podman.sock, for DOCKER_HOST */
+  url: string;
+  /** loads an OCI layout (oci:DIR[:TAG]) into the daemon's store under NAME:TAG */
+  load(src: string, name: string): Promise<void>;
+  /** API requests the service logged, e.g. 'GET /images/x/get' */
+  requests(pattern: RegExp): number;
+  stop(): Promise<void>;
+}
+
+/** `podman system service --time=0 unix://…` with storage, run state and temp files in a temp dir of its own. */
+export async function startPodman(): Promise<Daemon> {
+  const dir = tempDir('podman');
+  const global = ['--root', `${dir}/storage`, '--runroot', `${dir}/run`, '--tmpdir', `${dir}/tmp`, '--storage-driver', 'vfs',
+    '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  const socket = `${dir}/podman.sock`;
+  const child = spawn('podman', [...global, '--log-level=info', 'system', 'service', '--time=0', `unix://${socket}`], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: `${dir}/tmp` },
+  });
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const stop = stopper(child);
+  running.push(stop);
+  for (let i = 0; i < 200 && !existsSync(socket); i++) {
+    if (child.exitCode !== null) throw new Error(`podman system service exited with ${child.exitCode}:\n${output}`);
+    await sleep(50);
+  }
+  return {
+    url: `unix://${socket}`,
+    async load(src, name) {
+      const tar = `${dir}/load.tar`;
+      rmSync(tar, { force: true });
+      await execa('skopeo', ['copy', '-q', src, `docker-archive:${tar}:${name}`]);
+      await execa('podman', [...global, 'load', '-q', '-i', tar], { env: { ...process.env, TMPDIR: `${dir}/tmp` } });
+    },
+    requests: (pattern) => output.split('\n').filter((l) => pattern.test(l)).length,
+    stop,
+  };
+}
