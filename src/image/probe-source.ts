@@ -28,6 +28,6 @@ export async function probeImageSource(ref: string, registries?: RegistriesConfi
   const source = new RegistrySource(name.ref, registries ?? loadRegistriesConfig());
   const { credential, looked } = await source.registryClient.credentials();
   const top = await source.top();
-  const creds = credential ? `credentials from ${credential.source}` : `anonymous (no credentials in ${looked.length ? looked.join(', ') : 'any auth file'})`;
+  const creds = credential ? `credentials from ${credential.source}` : `anonymous (no credentials in ${looked.join(', ')})`;
   return { kind: 'registry', summary: `${formatReference(name.ref)} -> ${top.digest} (${top.mediaType}) from ${source.clients.map((c) => c.endpoint.host).join(', ')}; ${creds}` };
 }

@@ -76,7 +76,7 @@ describe.runIf(haveRegistryTools)('registry credentials', () => {
       authEnv({});
       const err = await pull(`${registry.host}/team/app:1`).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'REGISTRY_UNAUTHORIZED' });
-      expect((err as Error).message).toMatch(/anonymous pull of team\/app; no credentials for 127\.0\.0\.1:\d+ in any auth file/);
+      expect((err as Error).message).toMatch(/anonymous pull of team\/app; no credentials for 127\.0\.0\.1:\d+ \(looked in .*containers\/auth\.json, .*\.docker\/config\.json\)/);
     });
 
     it('podman\'s $REGISTRY_AUTH_FILE, and ${XDG_RUNTIME_DIR}/containers/auth.json', async () => {

@@ -213,7 +213,7 @@ export class RegistryClient {
       });
     }
     const hub = this.registry === DOCKER_HUB ? ' (Docker Hub says this also when the repository does not exist)' : '';
-    return new RegistryError('REGISTRY_UNAUTHORIZED', `${what}: ${this.endpoint.host} ${denied} an anonymous pull of ${this.repository}${hub}; no credentials for ${this.registry} in ${looked.length ? looked.join(', ') : 'any auth file'}`, {
+    return new RegistryError('REGISTRY_UNAUTHORIZED', `${what}: ${this.endpoint.host} ${denied} an anonymous pull of ${this.repository}${hub}; no credentials for ${this.registry} (looked in ${looked.join(', ')})`, {
       fix: `${login}, or point REGISTRY_AUTH_FILE or DOCKER_CONFIG at a file that has them; check the repository name`,
     });
   }

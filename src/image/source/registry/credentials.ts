@@ -27,7 +27,7 @@ export interface Credential {
 
 export interface CredentialLookup {
   credential?: Credential;
-  /** the places looked in, for messages when nothing was found */
+  /** the files looked in (existing or not), for messages when nothing was found */
   looked: string[];
 }
 
@@ -97,6 +97,7 @@ export function forgetCredentials(): void {
 async function lookUp(registry: string, repository: string, files: string[], env: NodeJS.ProcessEnv): Promise<CredentialLookup> {
   const looked: string[] = [];
   for (const file of files) {
+    looked.push(file);
     let config: AuthFile;
     try {
       config = JSON.parse(readFileSync(file, 'utf8')) as AuthFile;
@@ -107,7 +108,6 @@ async function lookUp(registry: string, repository: string, files: string[], env
         cause: err, fix: `repair ${file} (or log in again with docker login / podman login)`,
       });
     }
-    looked.push(file);
     const helperKey = bestKey(Object.keys(config.credHelpers ?? {}), registry, repository);
     if (helperKey) {
       const helper = config.credHelpers![helperKey]!;
