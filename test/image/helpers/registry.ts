@@ -3,16 +3,16 @@
 // in a temp dir; optionally htpasswd basic auth, token auth with a token issuer
 // run here, or TLS), images pushed into it with skopeo, and its access log read
 // to count what was fetched. Plus a proxy that counts or breaks requests.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll } from 'vitest';
+import { freePort, launchRegistry, stopper } from '../../helpers/registry-process.ts';
 import { hasTool, run, tempDir } from './host.ts';
 
 export const haveRegistryTools = hasTool('docker-registry') && hasTool('skopeo') && hasTool('openssl') && hasTool('htpasswd');
@@ -22,15 +22,7 @@ afterAll(async () => {
   for (const stop of running.splice(0).reverse()) await stop();
 });
 
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
+export { freePort };
 
 export interface Registry {
   /** 127.0.0.1:PORT */
@@ -59,65 +51,24 @@ export interface RegistryOptions {
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<Registry> {
   const dir = tempDir('registry');
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  const lines = [
-    'version: 0.1',
-    'log: { level: info, accesslog: { disabled: false } }',
-    `storage: { filesystem: { rootdirectory: ${dir}/storage }, delete: { enabled: true }, cache: { blobdescriptor: inmemory } }`,
-    `http: { addr: "${host}"${options.tls ? `, tls: { certificate: ${options.tls.cert}, key: ${options.tls.key} }` : ''} }`,
-  ];
+  let auth: string | undefined;
   if (options.htpasswd) {
     const file = `${dir}/htpasswd`;
     writeFileSync(file, Object.entries(options.htpasswd).map(([u, p]) => run('htpasswd', ['-Bbn', u, p]).trim()).join('\n') + '\n');
-    lines.push(`auth: { htpasswd: { realm: vtc-test, path: ${file} } }`);
+    auth = `auth: { htpasswd: { realm: vtc-test, path: ${file} } }`;
   }
   if (options.token) {
-    lines.push(`auth: { token: { realm: "${options.token.realm}", service: ${options.token.service}, issuer: ${options.token.issuer}, rootcertbundle: ${options.token.certFile} } }`);
+    auth = `auth: { token: { realm: "${options.token.realm}", service: ${options.token.service}, issuer: ${options.token.issuer}, rootcertbundle: ${options.token.certFile} } }`;
   }
-  writeFileSync(`${dir}/config.yml`, lines.join('\n') + '\n');
-  const child = spawn('docker-registry', ['serve', `${dir}/config.yml`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
-  const stop = stopper(child);
-  running.push(stop);
-  await waitForHttp(`${options.tls ? 'https' : 'http'}://${host}/v2/`, () => output, child);
-  const accessLines = (): string[] => output.split('\n').filter((l) => /^127\.0\.0\.1 - /.test(l));
+  const registry = await launchRegistry(dir, { auth, tls: options.tls });
+  running.push(registry.stop);
+  const accessLines = (): string[] => registry.log().split('\n').filter((l) => /^127\.0\.0\.1 - /.test(l));
   return {
-    host,
-    storage: `${dir}/storage`,
-    log: () => output,
+    ...registry,
     blobGets: (digest) => accessLines().filter((l) => new RegExp(`"GET /v2/\\S+/blobs/${digest ?? 'sha256:'}\\S* HTTP/1\\.1" 20[06]`).test(l)).length,
     manifestGets: (reference) => accessLines().filter((l) => new RegExp(`"GET /v2/\\S+/manifests/${reference ?? ''}\\S* HTTP/1\\.1"`).test(l)).length,
-    blobFile: (digest) => `${dir}/storage/docker/registry/v2/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}/data`,
-    stop,
+    blobFile: (digest) => `${registry.storage}/docker/registry/v2/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}/data`,
   };
-}
-
-function stopper(child: ChildProcess): () => Promise<void> {
-  let stopped: Promise<void> | undefined;
-  return () => (stopped ??= (async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    await once(child, 'exit');
-  })());
-}
-
-async function waitForHttp(url: string, output: () => string, child: ChildProcess): Promise<void> {
-  const lib = url.startsWith('https') ? https : http;
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}:\n${output()}`);
-    const answered = await new Promise<boolean>((resolve) => {
-      lib.get(url, { rejectUnauthorized: false }, (res) => {
-        res.resume();
-        resolve(true);
-      }).on('error', () => resolve(false));
-    });
-    if (answered) return;
-    await sleep(50);
-  }
-  throw new Error(`docker-registry did not answer at ${url}:\n${output()}`);
 }
 
 /**
