@@ -2,11 +2,8 @@
 // with the credentials at hand, without downloading it. One manifest request
 // (through the same auth flow as a pull), or the daemon's inspect.
 import { classifyImageName } from './image-name.ts';
-import { daemonPuller } from './source/daemon.ts';
-import { loadRegistriesConfig } from './source/registry/config.ts';
 import type { RegistriesConfig } from './source/registry/config.ts';
 import { formatReference } from './source/registry/reference.ts';
-import { RegistrySource } from './source/registry/source.ts';
 import { defaultCacheDir } from './cache-layout.ts';
 import { hostPlatform } from './platform.ts';
 
@@ -21,10 +18,13 @@ export async function probeImageSource(ref: string, registries?: RegistriesConfi
   const name = classifyImageName(ref);
   if (name.kind === 'files') return { kind: 'files', summary: `${name.ref.path} (a local image, read from disk)` };
   if (name.kind === 'daemon') {
+    const { daemonPuller } = await import('./source/daemon.ts');
     const puller = daemonPuller(name.name, defaultCacheDir(), hostPlatform());
     const id = await puller.current();
     return { kind: 'daemon', summary: `${puller.from} has ${name.name} (id ${id.slice(0, 19)})` };
   }
+  const { RegistrySource } = await import('./source/registry/source.ts');
+  const { loadRegistriesConfig } = await import('./source/registry/config.ts');
   const source = new RegistrySource(name.ref, registries ?? loadRegistriesConfig());
   const { credential, looked } = await source.registryClient.credentials();
   const top = await source.top();

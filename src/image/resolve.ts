@@ -11,13 +11,12 @@ import { loadLegacyPlan, loadPlan } from './load-plan.ts';
 import { formatPlatform, hostPlatform, parsePlatform } from './platform.ts';
 import type { Platform } from './platform.ts';
 import { pullImage } from './pull.ts';
+import type { Puller } from './pull.ts';
+import { formatReference } from './source/registry/reference.ts';
 import type { ImageReference } from './reference.ts';
 import { selectManifest } from './select-manifest.ts';
-import { daemonPuller } from './source/daemon.ts';
 import { fileContent } from './source/file-content.ts';
 import { openSource } from './source/open.ts';
-import { loadRegistriesConfig } from './source/registry/config.ts';
-import { registryPuller } from './source/registry/pull.ts';
 import type { ResolvedImage, ResolveOptions } from './types.ts';
 
 const log = logger('image');
@@ -28,15 +27,32 @@ export async function resolveImage(ref: string, options: ResolveOptions = {}): P
   const cache = options.cacheDir ?? defaultCacheDir();
   const platform = choosePlatform(options.platform);
   const name = classifyImageName(ref);
+  // Registry and daemon code (node:https, node:http) is loaded only for their images: every test
+  // worker that starts a sandbox from a local layout resolves an image, and pays for its imports.
+  // A registry image found in the cache (pull: 'missing') loads none of it.
   if (name.kind === 'registry') {
-    const puller = registryPuller(name.ref, platform, options.registries ?? loadRegistriesConfig());
+    let connected: Puller | undefined;
+    const connect = async (): Promise<Puller> => {
+      const { registryPuller } = await import('./source/registry/pull.ts');
+      const { loadRegistriesConfig } = await import('./source/registry/config.ts');
+      return (connected ??= registryPuller(name.ref, platform, options.registries ?? loadRegistriesConfig()));
+    };
+    const puller: Puller = {
+      reference: formatReference(name.ref),
+      from: name.ref.registry,
+      current: async () => (await connect()).current(),
+      open: async (current) => (await connect()).open(current),
+    };
     try {
       return await pullImage(ref, puller, formatPlatform(platform), cache, options);
     } catch (err) {
       throw name.shadowedPath ? withPathHint(err, ref, name.shadowedPath) : err;
     }
   }
-  if (name.kind === 'daemon') return pullImage(ref, daemonPuller(name.name, cache, platform), formatPlatform(platform), cache, options);
+  if (name.kind === 'daemon') {
+    const { daemonPuller } = await import('./source/daemon.ts');
+    return pullImage(ref, daemonPuller(name.name, cache, platform), formatPlatform(platform), cache, options);
+  }
   return resolveFromFiles(name.ref, cache, platform, options);
 }
 

@@ -9,7 +9,6 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { RegistryError } from '../../../errors.ts';
 import { logger } from '../../../log.ts';
 import { DOCKER_HUB } from './reference.ts';
@@ -144,6 +143,8 @@ function fromEntry(entry: NonNullable<AuthFile['auths']>[string], source: string
 async function runHelper(name: string, registry: string, source: string, env: NodeJS.ProcessEnv): Promise<Credential | undefined> {
   const program = `docker-credential-${name}`;
   const server = registry === DOCKER_HUB ? DOCKER_HUB_KEY : registry;
+  // Loaded here: most pulls run no helper, and execa's import costs a test worker ~100 ms.
+  const { execa } = await import('execa');
   const result = await execa(program, ['get'], { input: server, reject: false, timeout: HELPER_TIMEOUT_MS, env, extendEnv: false });
   if (result.failed) {
     const said = `${result.stdout} ${result.stderr}`.trim();
