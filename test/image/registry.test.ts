@@ -263,6 +263,27 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
     expect(existsSync(`${cacheDir}/layers`)).toBe(false);
   });
 
+  it('mirrors are tried first; one that lacks the image passes to the registry itself', async () => {
+    const mirror = await startRegistry();
+    const { dir, layers } = layout({ m: 'mirrored' });
+    await push(`oci:${dir}:v`, `${mirror.host}/vtc/mirrored:v`); // only the mirror has it
+    const registries = { mirrors: { [registry.host]: [mirror.host] } };
+    const image = await resolveImage(`${registry.host}/vtc/mirrored:v`, opts(tempDir('cache'), { registries }));
+    expect(readFileSync(`${image.lowerDirs[0]}/m`, 'utf8')).toBe('mirrored');
+    expect(mirror.blobGets(layers[1])).toBe(1);
+
+    const { dir: own } = layout({ m: 'upstream' });
+    await push(`oci:${own}:v`, `${registry.host}/vtc/upstream-only:v`);
+    const fallback = await resolveImage(`${registry.host}/vtc/upstream-only:v`, opts(tempDir('cache'), { registries }));
+    expect(readFileSync(`${fallback.lowerDirs[0]}/m`, 'utf8')).toBe('upstream');
+    expect(mirror.manifestGets('v')).toBe(2); // asked first both times
+  });
+
+  it('the pull and platform options are checked before anything starts', async () => {
+    await expect(startContainer({ image: `${registry.host}/vtc/x:1`, pull: 'sometimes' as 'always' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: expect.stringContaining('pull') });
+    await expect(startContainer({ image: `${registry.host}/vtc/x:1`, platform: 'arm64' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', fix: expect.stringContaining('linux/arm64') });
+  });
+
   afterAll(() => {
     delete process.env.VITEST_CONTAINER_CACHE;
   });

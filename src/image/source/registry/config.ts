@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ImageError } from '../../../errors.ts';
+import { RegistryError } from '../../../errors.ts';
 
 export interface RegistriesConfig {
   /** host[:port] reachable over plain HTTP, with TLS certificates not verified (loopback always is) */
@@ -37,8 +37,8 @@ export function loadRegistriesConfig(env: NodeJS.ProcessEnv = process.env): Regi
   try {
     return checkConfig(JSON.parse(text), path);
   } catch (err) {
-    if (err instanceof ImageError) throw err;
-    throw new ImageError('REGISTRY_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`, { fix: `repair or remove ${path}` });
+    if (err instanceof RegistryError) throw err;
+    throw new RegistryError('REGISTRY_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`, { fix: `repair or remove ${path}` });
   }
 }
 
@@ -50,7 +50,7 @@ function checkConfig(value: unknown, where: string): RegistriesConfig {
     && (c.certsDirs === undefined || strings(c.certsDirs))
     && (c.mirrors === undefined || (typeof c.mirrors === 'object' && Object.values(c.mirrors).every(strings)));
   if (!ok) {
-    throw new ImageError('REGISTRY_CONFIG_INVALID', `${where}: expected { "insecure": [hosts], "mirrors": { registry: [hosts] }, "certsDirs": [dirs] }`, {
+    throw new RegistryError('REGISTRY_CONFIG_INVALID', `${where}: expected { "insecure": [hosts], "mirrors": { registry: [hosts] }, "certsDirs": [dirs] }`, {
       fix: `repair or remove ${where}`,
     });
   }
