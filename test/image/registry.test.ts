@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveImage } from '../../src/image/index.ts';
+import { layersDir } from '../../src/image/cache-layout.ts';
 import { startContainer } from '../../src/index.ts';
 import { ensureImage, setQuiet } from '../../rootfs/index.ts';
 import { busyboxRootfs, NODE, snapshot, tarOf, tempDir } from './helpers/host.ts';
@@ -135,7 +136,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
     for (const image of images) expect(image.lowerDirs).toEqual(images[0]!.lowerDirs);
     layers.forEach((digest, i) => expect(registry.blobGets(digest) - before[i]!, digest).toBe(1));
     expect(registry.blobGets() - blobsBefore).toBe(layers.length + 1); // + the config
-    expect(readdirSync(`${cacheDir}/layers`)).toHaveLength(4);
+    expect(readdirSync(layersDir(cacheDir))).toHaveLength(4);
     expect(readdirSync(`${cacheDir}/refs`)).toHaveLength(1);
     expect(readdirSync(`${cacheDir}/images`)).toHaveLength(1);
     expect(readdirSync(`${cacheDir}/tmp`)).toEqual([]);
@@ -182,7 +183,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
     await expect(resolveImage(`${registry.host}/vtc/tags:v`, opts(cacheDir, { pull: 'never' }))).rejects.toMatchObject({
       code: 'IMAGE_NOT_PULLED', fix: expect.stringContaining('vitest-environment-container pull'),
     });
-    expect(existsSync(`${cacheDir}/layers`)).toBe(false);
+    expect(existsSync(layersDir(cacheDir))).toBe(false);
   });
 
   it('offline: a cached image still works (missing, never), a missing one names the reference, the registry and the fix', async () => {
@@ -260,7 +261,7 @@ describe.runIf(haveRegistryTools)('pulling from a registry', () => {
     await expect(resolveImage(`${v1.host}/vtc/encrypted:v`, opts(cacheDir))).rejects.toMatchObject({
       code: 'IMAGE_UNSUPPORTED_MEDIA_TYPE', fix: expect.stringContaining('schema 1'),
     });
-    expect(existsSync(`${cacheDir}/layers`)).toBe(false);
+    expect(existsSync(layersDir(cacheDir))).toBe(false);
   });
 
   it('mirrors are tried first; one that lacks the image passes to the registry itself', async () => {
