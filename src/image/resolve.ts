@@ -10,7 +10,7 @@ import { readImageMemo, storeImage, toResolved } from './image-store.ts';
 import { loadLegacyPlan, loadPlan } from './load-plan.ts';
 import { formatPlatform, hostPlatform, parsePlatform } from './platform.ts';
 import type { Platform } from './platform.ts';
-import { pullImage } from './pull.ts';
+import { PULL_POLICIES, pullImage } from './pull.ts';
 import type { Puller } from './pull.ts';
 import { formatReference } from './source/registry/reference.ts';
 import type { ImageReference } from './reference.ts';
@@ -26,6 +26,9 @@ export { DEFAULT_LIMITS } from './image-store.ts';
 export async function resolveImage(ref: string, options: ResolveOptions = {}): Promise<ResolvedImage> {
   const cache = options.cacheDir ?? defaultCacheDir();
   const platform = choosePlatform(options.platform);
+  if (options.pull !== undefined && !PULL_POLICIES.includes(options.pull)) {
+    throw new ImageError('IMAGE_INVALID_PULL_POLICY', `pull: ${JSON.stringify(options.pull)} is not a pull policy`, { fix: "use 'missing', 'always' or 'never'" });
+  }
   const name = classifyImageName(ref);
   // Registry and daemon code (node:https, node:http) is loaded only for their images: every test
   // worker that starts a sandbox from a local layout resolves an image, and pays for its imports.

@@ -43,6 +43,12 @@ describe.runIf(haveRegistryTools)('pull, images list, doctor --image', () => {
     expect(list.stdout).toMatch(new RegExp(`${ref}\\s+linux/\\w+\\s+${digest}`));
     const json = JSON.parse(cli(['images', 'list', '--cache-dir', cacheDir, '--json']).stdout) as { references: { reference: string; manifestDigest: string; from: string }[] };
     expect(json.references).toEqual([expect.objectContaining({ reference: ref, manifestDigest: digest, from: registry.host })]);
+
+    // A pruned image takes its pulled reference with it: the next use pulls again.
+    expect(cli(['images', 'prune', '--all', '--cache-dir', cacheDir]).status).toBe(0);
+    expect((JSON.parse(cli(['images', 'list', '--cache-dir', cacheDir, '--json']).stdout) as { references: unknown[] }).references).toEqual([]);
+    const again = cli(['pull', ref, '--cache-dir', cacheDir], { env: { CI: 'true' } });
+    expect(again.stdout).toContain(`pulled ${digest} (2 layer(s)`);
   });
 
   it.runIf(hasTool('script'))('on a terminal the progress is one live line with layers, bytes and speed', () => {

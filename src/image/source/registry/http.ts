@@ -74,7 +74,7 @@ function isTlsProtocolError(err: unknown): boolean {
   return e?.code === 'EPROTO' || e?.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|http request/i.test(e?.message ?? '');
 }
 
-function sendOnce(endpoint: Endpoint, url: URL, options: SendOptions): Promise<IncomingMessage> {
+function sendOnce(endpoint: Endpoint, url: URL, options: SendOptions, retried = false): Promise<IncomingMessage> {
   const secure = url.protocol === 'https:';
   if (!secure && !endpoint.plainHttp) {
     throw new RegistryError('REGISTRY_INSECURE', `${url.host} would be reached over plain HTTP (${url.href}), which is allowed only for loopback and registries listed as insecure`, {
@@ -94,7 +94,11 @@ function sendOnce(endpoint: Endpoint, url: URL, options: SendOptions): Promise<I
       rejectUnauthorized: verify,
     }, resolve);
     req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no answer in ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
-    req.on('error', (err) => reject(transportError(err, url)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive connection the server closed just as we reused it: ask again on a new one.
+      if (req.reusedSocket && !retried && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) resolve(sendOnce(endpoint, url, options, true));
+      else reject(transportError(err, url));
+    });
     req.end(options.body);
   });
 }

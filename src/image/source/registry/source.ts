@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { ImageError, RegistryError } from '../../../errors.ts';
 import { logger } from '../../../log.ts';
-import { formatDigest, MAX_JSON_BLOB, readVerified, sha256 } from '../../digest.ts';
+import { formatDigest, readVerified, sha256 } from '../../digest.ts';
 import type { LayerPlan } from '../../load-plan.ts';
 import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, isIndex, isManifest } from '../../media-types.ts';
 import type { Descriptor } from '../../select-manifest.ts';
@@ -132,7 +132,7 @@ export class RegistrySource implements ContentSource {
   private async fetchManifest(reference: string, what: string): Promise<{ body: Buffer; mediaType: string; digestHeader?: string }> {
     const res = await this.first(`manifests/${reference}`, { accept: ACCEPT }, what);
     if (res.statusCode === 404) throw await this.notFound(res, what, reference, 'manifest');
-    const body = await readLimited(res, what);
+    const body = await readVerified(res, `${what}: the manifest`, undefined); // whole, at most MAX_JSON_BLOB
     const mediaType = manifestMediaType(res.headers['content-type'], body);
     if (!isIndex(mediaType) && !isManifest(mediaType)) {
       throw new ImageError('IMAGE_UNSUPPORTED_MEDIA_TYPE', `${what}: ${this.location} answered with a ${mediaType}, not an OCI or Docker schema 2 image manifest or index`, {
@@ -229,20 +229,6 @@ export class RegistrySource implements ContentSource {
       return undefined;
     }
   }
-}
-
-async function readLimited(res: IncomingMessage, what: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_JSON_BLOB) {
-      res.destroy();
-      throw new ImageError('IMAGE_BLOB_TOO_LARGE', `${what}: the manifest is larger than ${MAX_JSON_BLOB} bytes`);
-    }
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts);
 }
 
 /** The Content-Type, or (for registries that say application/json) the manifest's own mediaType field. */
