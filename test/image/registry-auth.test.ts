@@ -145,6 +145,11 @@ describe.runIf(haveRegistryTools)('registry credentials', () => {
       expect((await pull(`${registry.host}/private/app:1`)).lowerDirs).toHaveLength(1);
       expect(issuer.requests.slice(asked)).toEqual([{ scope: ['repository:private/app:pull'], user: 'bob', granted: true }]);
 
+      // docker login against an OAuth2 registry keeps an identity token: it is POSTed as a refresh token.
+      authEnv({ DOCKER_CONFIG: dockerConfig({ auths: { [registry.host]: { identitytoken: 'refresh-bob' } } }) });
+      expect((await pull(`${registry.host}/private/app:1`)).lowerDirs).toHaveLength(1);
+      expect(issuer.requests.at(-1)).toEqual({ scope: ['repository:private/app:pull'], user: 'bob', granted: true });
+
       authEnv({});
       await expect(pull(`${registry.host}/private/app:1`)).rejects.toMatchObject({ code: 'REGISTRY_UNAUTHORIZED' });
       authEnv({ DOCKER_CONFIG: dockerConfig({ auths: { [registry.host]: { auth: basic('bob', 'nope') } } }) });

@@ -111,11 +111,21 @@ export async function startTokenIssuer(users: Record<string, string>): Promise<T
   const port = await freePort();
   const issuer: TokenIssuer = { realm: `http://127.0.0.1:${port}/token`, service: 'vtc-test', issuer: 'vtc-test-issuer', certFile: cert, requests: [] };
   const b64 = (v: object | Buffer): string => (Buffer.isBuffer(v) ? v : Buffer.from(JSON.stringify(v))).toString('base64url');
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const scopes = url.searchParams.getAll('scope');
+    let scopes = url.searchParams.getAll('scope');
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const [user, password] = basic ? Buffer.from(basic, 'base64').toString().split(':') : [];
+    let [user, password] = basic ? Buffer.from(basic, 'base64').toString().split(':') : [];
+    if (req.method === 'POST') {
+      // The OAuth2 form docker uses with an identity token: refresh_token "refresh-USER" stands for USER.
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      const form = new URLSearchParams(body);
+      scopes = form.getAll('scope');
+      user = form.get('grant_type') === 'refresh_token' ? form.get('refresh_token')?.replace(/^refresh-/, '') : undefined;
+      password = user !== undefined ? users[user] : undefined;
+      if (user !== undefined && password === undefined) user = `unknown refresh token`;
+    }
     if (user !== undefined && users[user] !== password) {
       issuer.requests.push({ scope: scopes, user, granted: false });
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"wrong user name or password"}');
