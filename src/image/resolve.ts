@@ -21,8 +21,6 @@ import type { ResolvedImage, ResolveOptions } from './types.ts';
 
 const log = logger('image');
 
-export { DEFAULT_LIMITS } from './image-store.ts';
-
 export async function resolveImage(ref: string, options: ResolveOptions = {}): Promise<ResolvedImage> {
   const cache = options.cacheDir ?? defaultCacheDir();
   const platform = choosePlatform(options.platform);

@@ -58,14 +58,6 @@ export class RegistryClient {
     return `repository:${this.repository}:pull`;
   }
 
-  /** `GET /v2/` (doctor): whether the registry answers, and what it asks for. */
-  async ping(): Promise<{ status: number; auth: string }> {
-    const res = await send(this.endpoint, `${baseUrl(this.endpoint)}/v2/`, { ca: this.ca() });
-    discard(res);
-    const challenge = parseChallenge(res.headers['www-authenticate']);
-    return { status: res.statusCode ?? 0, auth: challenge ? challenge.scheme : 'none' };
-  }
-
   /** The credential this client would use, and where it was looked for. */
   async credentials(): Promise<CredentialLookup> {
     this.lookup ??= await findCredentials(this.registry, this.repository);

@@ -104,7 +104,7 @@ function sendOnce(endpoint: Endpoint, url: URL, options: SendOptions, retried = 
 }
 
 /** A failure below HTTP (connect, TLS, a dropped connection) as a typed error. */
-export function transportError(err: unknown, url: URL): Error {
+function transportError(err: unknown, url: URL): Error {
   if (err instanceof RegistryError) return err;
   const e = err as NodeJS.ErrnoException;
   const code = e?.code ?? '';
