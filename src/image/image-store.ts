@@ -36,11 +36,11 @@ export function readImageMemo(cache: string, manifestDigest: string): ImageMemo 
 }
 
 /** Unpacks what is missing of the plan's layers, then records the image. */
-export async function storeImage(plan: ImagePlan, content: ContentSource, reference: string, cache: string, options: ResolveOptions): Promise<ImageMemo> {
+export async function storeImage(plan: ImagePlan, content: ContentSource, reference: string, cache: string, options: ResolveOptions, activity?: string): Promise<ImageMemo> {
   const privileged = process.geteuid?.() === 0;
   const infos = await ensureLayers(plan, {
     cache, reference, source: content, privileged, progress: options.progress ?? true, onProgress: options.onProgress,
-    limits: { ...DEFAULT_LIMITS, ...options.limits }, parallel: options.parallel,
+    limits: { ...DEFAULT_LIMITS, ...options.limits }, parallel: options.parallel, activity,
   });
   const memo: ImageMemo = {
     manifestDigest: plan.manifestDigest,

@@ -29,6 +29,8 @@ export interface StoreContext {
   cache: string;
   reference: string;
   source: ContentSource;
+  /** what the progress line says is happening: 'unpacking' (default), 'pulling' */
+  activity?: string;
   /** layers at once (default PARALLEL_LAYERS) */
   parallel?: number;
   privileged: boolean;
@@ -59,7 +61,7 @@ async function unpackAll(missing: [string, LayerPlan][], ctx: StoreContext): Pro
   mkdirSync(tmpDir(ctx.cache), { recursive: true, mode: 0o700 });
   const sizes = missing.map(([, l]) => l.blobSize ?? ctx.source.layerSize(l) ?? 0);
   const total = sizes.reduce((a, b) => a + b, 0);
-  const progress = startProgress(ctx.reference, total, ctx.progress);
+  const progress = startProgress(ctx.reference, total, ctx.progress, ctx.activity);
   const done = new Array<number>(missing.length).fill(0);
   const staged: { key: string; tmp: string }[] = [];
   const started = Date.now();

@@ -89,7 +89,7 @@ async function fetchImage(raw: string, puller: Puller, platform: string, cache: 
   const image = await puller.open(current);
   try {
     const memo = readImageMemo(cache, image.manifestDigest)
-      ?? await storeImage(await image.plan(), image.content, puller.reference, cache, options);
+      ?? await storeImage(await image.plan(), image.content, puller.reference, cache, options, 'pulling');
     const ref: RefMemo = {
       reference: puller.reference, platform, topDigest: current, manifestDigest: image.manifestDigest, from: puller.from, pulledAt: new Date().toISOString(),
     };
