@@ -7,6 +7,8 @@
 //                                    gid range starts elsewhere), so they keep the image's owners inside
 //   <cache>/layers/<hex>/layer.json  what the unpack found (size, entries, xattr form)
 //   <cache>/images/<hex>.json        a resolved image (manifest digest -> config + layers); mtime = last use
+//   <cache>/refs/<hex>.json          a pulled reference (registry or daemon) -> the manifest it resolved to
+//   <cache>/locks/                   flock files: one process fetches a layer (or pulls a reference) at a time
 //   <cache>/tmp/                     unpacks in progress; renamed into layers/ when verified
 //
 // Paths stay short because legacy overlay mounts pass all lower dirs in one
@@ -84,4 +86,12 @@ export function imageMemoPath(cache: string, manifestDigest: string): string {
 
 export function tmpDir(cache: string): string {
   return `${cache}/tmp`;
+}
+
+export function refsDir(cache: string): string {
+  return `${cache}/refs`;
+}
+
+export function locksDir(cache: string): string {
+  return `${cache}/locks`;
 }

@@ -87,7 +87,7 @@ function rootfsImage(reference: string): RuntimeImage {
   };
 }
 
-export async function loadImage(reference: string): Promise<RuntimeImage> {
+export async function loadImage(reference: string, pulling: { pull?: 'missing' | 'always' | 'never'; platform?: string } = {}): Promise<RuntimeImage> {
   if (reference.startsWith('rootfs:')) return rootfsImage(reference);
   // The host's root has mounts below it (a checkout on its own mount, /home, /run): one overlay of
   // "/" would hide them, and a user namespace may not overlay such a tree whole. So the root is
@@ -95,7 +95,7 @@ export async function loadImage(reference: string): Promise<RuntimeImage> {
   if (reference === 'host') return { ...hostImage, compose: 'toplevel' };
   // Loaded on first use: the 'host' image needs none of it.
   const { resolveImage, resolveUser } = await import('../image/index.ts');
-  const resolved = await resolveImage(reference);
+  const resolved = await resolveImage(reference, { pull: pulling.pull, platform: pulling.platform });
   return {
     reference,
     lowerDirs: resolved.lowerDirs,

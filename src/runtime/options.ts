@@ -18,8 +18,16 @@ export interface MountOption {
 }
 
 export interface ContainerOptions {
-  /** 'host' (the host's root filesystem, read-only, under a throwaway layer), or a local OCI image. Default 'host'. */
+  /**
+   * 'host' (the host's root filesystem, read-only, under a throwaway layer), a local OCI layout or
+   * image archive ('./images/redis', 'oci:DIR', 'docker-archive:FILE'), a registry reference
+   * ('redis:7', 'ghcr.io/acme/api:1.4', '…@sha256:…') or 'docker-daemon:NAME[:TAG]'. Default 'host'.
+   */
   image?: string;
+  /** Registry and daemon images: 'missing' (default: a pulled image is used with no request), 'always' (ask for the current digest), 'never' (cache only). */
+  pull?: 'missing' | 'always' | 'never';
+  /** Which image of a multi-platform index, e.g. 'linux/arm64'. Default: the host's. */
+  platform?: string;
   /** Replaces the image's Cmd. */
   cmd?: string[];
   /** Replaces the image's Entrypoint (and, as with `docker run --entrypoint`, its Cmd unless cmd is given). */
@@ -70,6 +78,8 @@ export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 
 export interface NormalizedOptions {
   image: string;
+  pull: 'missing' | 'always' | 'never';
+  platform: string | undefined;
   cmd: string[] | undefined;
   entrypoint: string[] | undefined;
   env: Record<string, string>;
@@ -95,7 +105,7 @@ export interface NormalizedOptions {
 }
 
 const KNOWN_KEYS = new Set<string>([
-  'image', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
+  'image', 'pull', 'platform', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
   'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout', 'network', 'alias', 'internet', 'seccomp',
 ]);
 
@@ -171,6 +181,11 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   const image = options.image ?? 'host';
   if (typeof image !== 'string' || !image) invalid('image must be a non-empty string');
   noNul(image, 'image');
+  const pull = options.pull ?? 'missing';
+  if (!['missing', 'always', 'never'].includes(pull)) invalid(`pull: ${JSON.stringify(options.pull)} must be 'missing', 'always' or 'never'`);
+  if (options.platform !== undefined && (typeof options.platform !== 'string' || !/^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/.test(options.platform))) {
+    invalid(`platform: ${JSON.stringify(options.platform)} is not OS/ARCH[/VARIANT]`, 'write it like linux/amd64, linux/arm64 or linux/arm/v7');
+  }
 
   let memoryBytes: number | undefined;
   if (options.memory !== undefined) {
@@ -234,6 +249,8 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   else seccomp = checkSeccompProfile(options.seccomp);
   return {
     image,
+    pull,
+    platform: options.platform,
     cmd: stringArray(options.cmd, 'cmd'),
     entrypoint: stringArray(options.entrypoint, 'entrypoint'),
     env,

@@ -70,7 +70,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
   const normalized = normalizeOptions(options);
   const host = hostInfo();
   await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
-  const image = await loadImage(normalized.image);
+  const image = await loadImage(normalized.image, { pull: normalized.pull, platform: normalized.platform });
   if (!commandLine(normalized, image).length) {
     throw new InvalidOptionsError('INVALID_OPTIONS', `the sandbox has no command: cmd and entrypoint are empty${normalized.cmd?.length === 0 ? ' (cmd: [])' : ''} and the image ${normalized.image} gives none`,
       { fix: "give cmd, e.g. cmd: ['sleep', 'infinity'], or an image with a Cmd or Entrypoint" });

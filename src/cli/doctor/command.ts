@@ -13,6 +13,7 @@ import { checkCgroups } from './cgroups.ts';
 import { fromError, type CheckResult, type DoctorContext, type Status } from './check.ts';
 import { checkIdMaps } from './id-maps.ts';
 import { checkImageCache } from './image-cache.ts';
+import { checkImageSource } from './image-source.ts';
 import { checkNativeHelper } from './native-helper.ts';
 import { checkOverlay } from './overlay.ts';
 import { probeSandbox } from './sandbox-probe.ts';
@@ -24,14 +25,15 @@ export const doctorHelp = `Usage: vitest-environment-container doctor [--json] [
 
 Checks what this host supports for sandboxes and prints one line per check:
 user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
-image cache, and finally a real sandbox started with the given options.
+image cache, the image's registry or daemon (reachable, credentials, the
+digest it points at), and finally a real sandbox started with the given options.
 Each problem comes with the command that fixes it.
 
 Exit code: 0 when sandboxes with these options can run here, 1 when not.
 
 Options:
   --json               print the results as JSON
-  --image IMAGE        the image to probe with (default: host)
+  --image IMAGE        the image to probe with (default: host): a path, redis:7, docker-daemon:NAME, ...
   --cache-dir DIR      the image cache to check (default: $VITEST_CONTAINER_CACHE or ~/.cache/vitest-environment-container)
   --cgroup-parent PATH the cgroupParent option (default: ${DEFAULT_CGROUP_PARENT})
 ${containerFlagsHelp}`;
@@ -83,6 +85,8 @@ export async function doctor(argv: string[]): Promise<number> {
   add(checkIdMaps(ctx));
   const native = add(checkNativeHelper());
   add(await checkImageCache(ctx));
+  const source = await checkImageSource(ctx);
+  if (source) add(source);
   if (native.status === 'fail' || results[0]!.status === 'fail') {
     add({ id: 'sandbox', title: 'sandbox', status: 'fail', summary: 'not probed: fix the problems above first' });
   } else {
