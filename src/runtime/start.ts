@@ -63,7 +63,7 @@ export interface InternalStartOptions {
   privileged?: boolean;
 }
 
-/** Set inside the pool's worker sandboxes: sandboxes a test file starts share its worker's localhost. */
+/** Set inside the pool's worker sandboxes; '1' (a worker for one file): sandboxes a test file starts share its worker's localhost. */
 export const POOL_WORKER_ENV = 'VITEST_CONTAINER_POOL_WORKER';
 
 export async function startSandbox(options: ContainerOptions, internal: InternalStartOptions = {}): Promise<Container> {

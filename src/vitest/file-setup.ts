@@ -3,7 +3,8 @@
 // merged options first, and checked (OOM, early exit) after the file's last test.
 import { afterAll } from 'vitest';
 import { FILE_SANDBOX } from '../current.ts';
-import type { FileSandbox, FileResources } from './file-sandbox.ts';
+import type { FileResources } from '../session/file-sandbox.ts';
+import type { VitestFileSandbox } from './environment.ts';
 import { currentWorkerState } from './worker-state.ts';
 
 declare module 'vitest' {
@@ -12,11 +13,7 @@ declare module 'vitest' {
   }
 }
 
-interface EnvironmentHandle extends FileSandbox {
-  optionsFor(file: string): Parameters<FileSandbox['start']>[0];
-}
-
-const sandbox = (globalThis as Record<symbol, EnvironmentHandle | undefined>)[FILE_SANDBOX];
+const sandbox = (globalThis as Record<symbol, VitestFileSandbox | undefined>)[FILE_SANDBOX];
 const file = currentWorkerState()?.filepath;
 if (sandbox && file) {
   await sandbox.start(sandbox.optionsFor(file), file);
