@@ -33,7 +33,8 @@ afterAll(() => {
   for (const parent of parents) leftoverCgroups(parent);
 });
 
-function run(fixture: string, argv: string[], env: Record<string, string>): Promise<RunResult> {
+/** `node <argv>` in the fixture's directory with a cgroup parent of its own (e.g. the Vitest of an installed project). */
+export function run(fixture: string, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
   parents.push(cgroupParent);
   const child = spawn(process.execPath, argv, {
