@@ -14,6 +14,7 @@ import { fromError, type CheckResult, type DoctorContext, type Status } from './
 import { checkIdMaps } from './id-maps.ts';
 import { checkImageCache } from './image-cache.ts';
 import { checkNativeHelper } from './native-helper.ts';
+import { checkNodeVersion } from './node-version.ts';
 import { checkOverlay } from './overlay.ts';
 import { probeSandbox } from './sandbox-probe.ts';
 import { checkUserNamespaces } from './user-namespaces.ts';
@@ -23,7 +24,7 @@ const log = logger('cli');
 export const doctorHelp = `Usage: vitest-environment-container doctor [--json] [--image IMAGE] [sandbox options]
 
 Checks what this host supports for sandboxes and prints one line per check:
-user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
+the Node version, user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
 image cache, and finally a real sandbox started with the given options.
 Each problem comes with the command that fixes it.
 
@@ -77,6 +78,7 @@ export async function doctor(argv: string[]): Promise<number> {
     if (!(err instanceof ContainerError)) throw err;
     add(fromError('options', 'options', 'fail', err));
   }
+  add(checkNodeVersion());
   const userns = add(checkUserNamespaces(ctx));
   add(checkOverlay(ctx, userns.status === 'ok'));
   add(checkCgroups(ctx, cgroupParent));
