@@ -5,16 +5,20 @@
 // one Redis that outlives the run) and the container modes. They must exit as the baseline
 // does (0: no "Socket closed unexpectedly" from the order of teardown) and report the same
 // coverage; snapshots written in a pool worker must land in the project.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { ensureImages, imagePath } from '../../examples/shared/ensure-images.ts';
+import { isSupportedNode } from '../../src/node-version.ts';
 import { isRoot } from '../helpers/host.ts';
 import { leftoverCgroups, run, type RunResult } from '../helpers/run-fixture.ts';
 import { installedProject } from './helpers/installed-project.ts';
 
 // The newest release of each supported line, as a user installing today gets it.
 const LINES = { '4.1': '~4.1.0', '5': '^5.0.0' };
+// The system's Node, when it is one this package does not support (this machine's is 20).
+const oldNode = spawnSync('/usr/bin/node', ['--version'], { encoding: 'utf8' }).stdout?.trim();
 
 type Mode = 'forks' | 'pool' | 'environment';
 
@@ -73,6 +77,17 @@ describe.runIf(isRoot)('an external suite, installed from the tarball', { timeou
       const r = await vitest(mode, ['--coverage', ...args]);
       passedCleanly(r);
       expect(r.coverage).toMatchObject({ functions: { covered: 5, total: 6 } });
+    });
+
+    // Vitest 4.1 itself starts on Node 20; the environment and the pool must then say why they cannot.
+    test.runIf(range === LINES['4.1'] && oldNode && !isSupportedNode(oldNode))(`on the system's Node (${oldNode}): environment and pool refuse it clearly`, () => {
+      for (const mode of ['environment', 'pool']) {
+        const r = spawnSync('/usr/bin/node', [join(dir, 'node_modules', 'vitest', 'vitest.mjs'), 'run'],
+          { cwd: dir, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', SUITE_MODE: mode, REDIS_IMAGE: imagePath('redis') } });
+        expect(r.status).toBe(1);
+        expect(`${r.stdout}${r.stderr}`).toMatch(/needs Node 22\.12\.0 or newer; this is Node \d+/);
+        expect(`${r.stdout}${r.stderr}`).toMatch(/NODE_VERSION_UNSUPPORTED/);
+      }
     });
   });
 });
