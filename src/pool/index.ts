@@ -6,6 +6,8 @@ import type { PoolOptions, PoolRunnerInitializer } from 'vitest/node';
 import { assertSupportedNode } from '../node-version.ts';
 import { normalizeOptions } from '../runtime/options.ts';
 import { assertSupportedVitest, runningVitest, vitestAtDist } from '../vitest/version.ts';
+import { fileSetupModule } from '../vitest/environment.ts';
+import { setupStub } from '../vitest/setup-stub.ts';
 import { ContainerPoolWorker, POOL_NAME, type PoolSandboxOptions } from './worker.ts';
 
 export type { PoolSandboxOptions } from './worker.ts';
@@ -15,6 +17,9 @@ export function containerPool(options: PoolSandboxOptions = {}): PoolRunnerIniti
   assertSupportedNode();
   assertSupportedVitest(runningVitest(), 'containerPool()');
   normalizeOptions(options);
+  // The environment's setup file, should the project use it: written here, on the host, since a
+  // worker's own writes are throwaway (its sandbox sees the image cache, where it lives, bound in).
+  setupStub(fileSetupModule);
   return {
     name: POOL_NAME,
     createPoolWorker: (poolOptions: PoolOptions) => {

@@ -12,9 +12,10 @@ import { prewarmRuntime } from '../runtime/launch.ts';
 import { hostInfo } from '../runtime/host.ts';
 import { assertSupportedVitest, runningVitest } from './version.ts';
 import { onWorkerState } from './worker-state.ts';
+import { setupStub } from './setup-stub.ts';
 
-// The setup file: next to this module in the repository (.ts); its own entry of the bundle once built.
-const setupFile = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
+// What the setup file runs: next to this module in the repository (.ts); its own entry of the bundle once built.
+export const fileSetupModule = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
 
 function containerOptions(options: Record<string, unknown> | undefined): ContainerOptions {
   return (options?.container ?? {}) as ContainerOptions;
@@ -46,6 +47,7 @@ const environment: Environment = {
     sandbox.startEarly(sandbox.fileOptions);
     // setup() gets only the file's options (a docblock's replace the config's) and not the file:
     // Vitest's worker state, provided right after setup(), has both.
+    const setupFile = setupStub(fileSetupModule);
     const stopWatching = onWorkerState((state) => {
       sandbox.configOptions = containerOptions(state.config.environmentOptions);
       sandbox.setRoot(state.config.root);
