@@ -69,7 +69,8 @@ describe.runIf(isRoot)('README.md, run as written', { timeout: 600_000 }, () => 
     jestProject = project('jest', jest, ['jest', 'vitest-environment-container']);
   }, 600_000);
 
-  const vitest = (args: string[]) => run(vitestProject, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...args]);
+  // --testTimeout: the snippets' tests start Postgres, which takes longer than Vitest's default 5 s on a busy machine.
+  const vitest = (args: string[]) => run(vitestProject, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--testTimeout=60000', ...args]);
 
   test('the Vitest snippets: config, a test file, networks', async () => {
     const r = await vitest([]);

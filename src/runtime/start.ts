@@ -61,6 +61,8 @@ export interface InternalStartOptions {
   ipc?: boolean;
   /** See SpecInput.privileged. */
   privileged?: boolean;
+  /** A network namespace of its own even in a pool worker (a network's pause sandbox: the network is private). */
+  ownNetwork?: boolean;
 }
 
 /** Set inside the pool's worker sandboxes; '1' (a worker for one file): sandboxes a test file starts share its worker's localhost. */
@@ -90,7 +92,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     cgroup = createCgroup(normalized, id, host.rootless);
     const shared = network && { ...network.namespaces(host.rootless), hostsFile: network.hostsFile };
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
-      inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
+      inheritNetwork: !network && !internal.ownNetwork && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
     writeSpec(runDir, spec);
     const monitor = await launchRuntime(['run', '--bundle', runDir], { runRoot: host.runRoot, ipc: internal.ipc });
     const container = new Container({
@@ -119,7 +121,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
 
 /** The sandbox that holds a network's namespace open: nothing but a sleeping process. */
 function pauseSandbox(options: { cmd: string[]; hostname: string }): Promise<Container> {
-  return startContainer({ image: 'host', ...options });
+  return startSandbox({ image: 'host', ...options }, { ownNetwork: true });
 }
 
 /** A private network: sandboxes started with `network` set to it reach each other by `alias`. */
