@@ -6,7 +6,6 @@ import type { PoolOptions, PoolRunnerInitializer } from 'vitest/node';
 import { assertSupportedNode } from '../node-version.ts';
 import { normalizeOptions } from '../runtime/options.ts';
 import { assertSupportedVitest, runningVitest, vitestAtDist } from '../vitest/version.ts';
-import { fileSetupModule } from '../vitest/environment.ts';
 import { setupStub } from '../vitest/setup-stub.ts';
 import { ContainerPoolWorker, POOL_NAME, type PoolSandboxOptions } from './worker.ts';
 
@@ -19,7 +18,7 @@ export function containerPool(options: PoolSandboxOptions = {}): PoolRunnerIniti
   normalizeOptions(options);
   // The environment's setup file, should the project use it: written here, on the host, since a
   // worker's own writes are throwaway (its sandbox sees the image cache, where it lives, bound in).
-  setupStub(fileSetupModule);
+  setupStub();
   return {
     name: POOL_NAME,
     createPoolWorker: (poolOptions: PoolOptions) => {

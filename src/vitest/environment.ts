@@ -1,21 +1,21 @@
 // `environment: 'container'`: Vitest loads this package's default export. A thin adapter:
 // the file's sandbox and its teardown order live in src/session/.
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import type { Environment } from 'vitest/runtime';
 import { assertSupportedNode } from '../node-version.ts';
-import { packageRoot } from '../path.ts';
 import { FILE_SANDBOX } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
-import { FileSandbox, mergeOptions } from '../session/file-sandbox.ts';
+import { FileSandbox, mergeOptions, type FileResources } from '../session/file-sandbox.ts';
 import { prewarmRuntime } from '../runtime/launch.ts';
 import { hostInfo } from '../runtime/host.ts';
 import { assertSupportedVitest, runningVitest } from './version.ts';
-import { onWorkerState } from './worker-state.ts';
+import { currentWorkerState, onWorkerState } from './worker-state.ts';
 import { setupStub } from './setup-stub.ts';
 
-// What the setup file runs: next to this module in the repository (.ts); its own entry of the bundle once built.
-export const fileSetupModule = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
+declare module 'vitest' {
+  interface TaskMeta {
+    container?: FileResources;
+  }
+}
 
 function containerOptions(options: Record<string, unknown> | undefined): ContainerOptions {
   return (options?.container ?? {}) as ContainerOptions;
@@ -27,6 +27,24 @@ export class VitestFileSandbox extends FileSandbox {
   configOptions: ContainerOptions = {};
   optionsFor(_file: string): ContainerOptions {
     return mergeOptions(this.configOptions, this.fileOptions);
+  }
+
+  /**
+   * Runs in each test file's context before the file itself (the setup file calls it): the
+   * file's container is started from the merged options first, and checked (OOM, early exit)
+   * after the file's last test.
+   */
+  async fileSetup(): Promise<void> {
+    const file = currentWorkerState()?.filepath;
+    if (!file) return;
+    await this.start(this.optionsFor(file), file);
+    // Imported here, not at the top: this module is also the package's main entry, which Jest
+    // projects import without Vitest installed. Vitest has it loaded by now.
+    const { afterAll } = await import('vitest');
+    afterAll(async ({}, suite) => {
+      const resources = await this.finish(file);
+      if (resources) suite.meta.container = resources;
+    });
   }
 }
 
@@ -47,7 +65,7 @@ const environment: Environment = {
     sandbox.startEarly(sandbox.fileOptions);
     // setup() gets only the file's options (a docblock's replace the config's) and not the file:
     // Vitest's worker state, provided right after setup(), has both.
-    const setupFile = setupStub(fileSetupModule);
+    const setupFile = setupStub();
     const stopWatching = onWorkerState((state) => {
       sandbox.configOptions = containerOptions(state.config.environmentOptions);
       sandbox.setRoot(state.config.root);
