@@ -11,6 +11,8 @@ export default defineConfig({
     'jest/environment': 'src/jest/environment.ts',
     'pool/index': 'src/pool/index.ts',
     'cli/main': 'src/cli/main.ts',
+    // Added to Vitest's setupFiles by path (src/vitest/environment.ts), so it is an entry of its own.
+    'vitest/file-setup': 'src/vitest/file-setup.ts',
     // The pool's worker process: started by path (src/pool/worker.ts), so an entry of its own.
     'pool/worker-entry': 'src/pool/worker-entry.ts',
     // Imported on demand by the runtime (src/runtime/image.ts). Its own entry, so that the

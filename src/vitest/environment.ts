@@ -1,6 +1,9 @@
 // `environment: 'container'`: Vitest loads this package's default export. A thin adapter:
 // the file's sandbox and its teardown order live in src/session/.
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Environment } from 'vitest/runtime';
+import { packageRoot } from '../path.ts';
 import { assertSupportedNode } from '../node-version.ts';
 import { FILE_SANDBOX } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
@@ -10,6 +13,9 @@ import { hostInfo } from '../runtime/host.ts';
 import { assertSupportedVitest, runningVitest } from './version.ts';
 import { currentWorkerState, onWorkerState } from './worker-state.ts';
 import { setupStub } from './setup-stub.ts';
+
+// The setup file: next to this module in the repository (.ts); its own entry of the bundle once built.
+const packagedSetupFile = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
 
 declare module 'vitest' {
   interface TaskMeta {
@@ -65,10 +71,11 @@ const environment: Environment = {
     sandbox.startEarly(sandbox.fileOptions);
     // setup() gets only the file's options (a docblock's replace the config's) and not the file:
     // Vitest's worker state, provided right after setup(), has both.
-    const setupFile = setupStub();
     const stopWatching = onWorkerState((state) => {
       sandbox.configOptions = containerOptions(state.config.environmentOptions);
       sandbox.setRoot(state.config.root);
+      // One file per worker: the packaged setup file. Several: one that Vitest runs again for each (setup-stub.ts).
+      const setupFile = state.config.isolate === false ? setupStub() : packagedSetupFile;
       if (!state.config.setupFiles.includes(setupFile)) state.config.setupFiles = [setupFile, ...state.config.setupFiles];
       // Start now, while Vitest loads the test file; the setup file waits for it.
       const file = state.filepath ?? state.ctx?.files?.[0]?.filepath;
