@@ -2,6 +2,7 @@
 // npx vitest-environment-container <command>: doctor, run, images, pull.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertSupportedNode } from '../node-version.ts';
 import { packageRoot } from '../path.ts';
 import { doctor, doctorHelp } from './doctor/command.ts';
 import { images, imagesHelp } from './images.ts';
@@ -52,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command "${name}"`);
+  // doctor reports it as one of its checks; the others cannot work on an older Node.
+  if (name !== 'doctor') assertSupportedNode();
   // Help is asked for before `--`; after it, -h belongs to the command run in the sandbox.
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (own.includes('-h') || own.includes('--help')) {

@@ -228,6 +228,14 @@ export class Container implements AsyncDisposable {
     liveContainers.delete(this);
   }
 
+  /**
+   * The sandbox no longer keeps this process alive: it runs until stopped, or until this process
+   * ends (the exit hook above and the monitor's control socket take it down then).
+   */
+  unref(): void {
+    this.#monitor.unref();
+  }
+
   /** True once stop() was called (so an exit is expected, not a failure). */
   get stopRequested(): boolean {
     return this.#stopRequested;

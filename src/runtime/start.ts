@@ -61,9 +61,11 @@ export interface InternalStartOptions {
   ipc?: boolean;
   /** See SpecInput.privileged. */
   privileged?: boolean;
+  /** A network namespace of its own even in a pool worker (a network's pause sandbox: the network is private). */
+  ownNetwork?: boolean;
 }
 
-/** Set inside the pool's worker sandboxes: sandboxes a test file starts share its worker's localhost. */
+/** Set inside the pool's worker sandboxes; '1' (a worker for one file): sandboxes a test file starts share its worker's localhost. */
 export const POOL_WORKER_ENV = 'VITEST_CONTAINER_POOL_WORKER';
 
 export async function startSandbox(options: ContainerOptions, internal: InternalStartOptions = {}): Promise<Container> {
@@ -94,7 +96,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     cgroup = createCgroup(normalized, id, host.rootless);
     const shared = network && { ...network.namespaces(), hostsFile: network.hostsFile };
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
-      inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
+      inheritNetwork: !network && !internal.ownNetwork && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
     writeSpec(runDir, spec);
     const monitor = await launchRuntime(['run', '--bundle', runDir], { runRoot: host.runRoot, ipc: internal.ipc });
     const container = new Container({
@@ -123,7 +125,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
 
 /** The sandbox that holds a network's namespace open: nothing but a sleeping process. */
 function pauseSandbox(options: { cmd: string[]; hostname: string }): Promise<Container> {
-  return startContainer({ image: 'host', ...options });
+  return startSandbox({ image: 'host', ...options }, { ownNetwork: true });
 }
 
 /** A private network: sandboxes started with `network` set to it reach each other by `alias`. */

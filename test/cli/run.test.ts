@@ -1,8 +1,12 @@
 // `run`: commands piped into a real sandbox, its exit code passed through, and
 // nothing left behind afterwards (processes, cgroups, bundles), Ctrl-C included.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { ensureImages, imagePath } from '../../examples/shared/ensure-images.ts';
+import { isSupportedNode } from '../../src/node-version.ts';
 import { isRoot } from '../helpers/host.ts';
 import { cli, cliAsUser, leftoversOf, repo, unprivilegedUser } from './helpers.ts';
 
@@ -97,5 +101,83 @@ describe.runIf(isRoot)('run', () => {
     const limited = cliAsUser(user, ['run', 'host', '--memory', '64m', '--', 'true']);
     expect(limited.status).toBe(1);
     expect(limited.stderr).toMatch(/limits cannot be enforced[\s\S]*fix: .*\[CGROUP_DELEGATION_MISSING\]/);
+  });
+
+  describe('readiness, like the environment', () => {
+    beforeAll(() => ensureImages(['redis', 'busybox']), 600_000);
+
+    test('the command starts once the ports the image exposes listen: redis-cli ping always gets PONG', async () => {
+      // Four at a time, 12 in all (without the wait, 3 of 37 were refused: redis-server was not listening yet).
+      const ping = () => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(repo, 'src/cli/main.ts'), 'run', imagePath('redis'), '--', 'redis-cli', 'ping'], { env: { ...process.env, NO_COLOR: '1' } });
+        let stdout = '', stderr = '';
+        child.stdout.on('data', (c: Buffer) => { stdout += c; });
+        child.stderr.on('data', (c: Buffer) => { stderr += c; });
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      for (let round = 0; round < 3; round++) {
+        for (const r of await Promise.all([ping(), ping(), ping(), ping()])) {
+          expect(r.stdout.trim(), r.stderr).toBe('PONG');
+          expect(r.code).toBe(0);
+          expect(r.stderr).toMatch(/waiting for port 6379 \(up to 60 s\)/);
+        }
+      }
+    });
+
+    test('--wait-log and --timeout: a line that never comes is a WAIT_TIMEOUT with the last output; --no-wait does not wait', () => {
+      const r = cli(['run', imagePath('redis'), '--wait-log', '/never printed/', '--timeout', '800', '--', 'redis-cli', 'ping']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/timed out after 800 ms waiting for log line \/never printed\/[\s\S]*Ready to accept connections[\s\S]*\[WAIT_TIMEOUT\]/);
+      const now = cli(['run', imagePath('redis'), '--no-wait', '--', 'true']);
+      expect(now.status, now.stderr).toBe(0);
+      expect(now.stderr).not.toMatch(/waiting for/);
+      const log = cli(['run', imagePath('redis'), '--wait-log', 'Ready to accept', '--', 'redis-cli', 'ping']);
+      expect(log.stdout.trim(), log.stderr).toBe('PONG');
+    });
+
+    test('an OOM kill is reported in words', () => {
+      const r = cli(['run', 'host', '--memory', '32m', '--', 'tail', '/dev/zero']);
+      expect(r.status).toBe(137);
+      expect(r.stderr).toMatch(/out of memory: the kernel killed a process in the sandbox for exceeding its memory limit of 32 MiB \(the command, which exited with 137 = killed\); raise it with --memory/);
+    });
+  });
+
+  test('an image directory this user may not read is "permission denied", not "not found"', () => {
+    ensureImages(['busybox']);
+    const user = unprivilegedUser();
+    const dir = mkdtempSync(join(tmpdir(), 'vtc-private-image-'));
+    try {
+      chmodSync(dir, 0o755);
+      cpSync(imagePath('busybox'), join(dir, 'image'), { recursive: true });
+      for (const [parent, image, denied] of [[0o755, 0o700, join(dir, 'image')], [0o700, 0o755, join(dir, 'image')]] as const) {
+        chmodSync(dir, parent);
+        chmodSync(join(dir, 'image'), image);
+        const r = cliAsUser(user, ['run', join(dir, 'image'), '--', 'true']);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`permission denied reading ${denied} \\(as uid ${user.uid}\\)[\\s\\S]*\\[IMAGE_PERMISSION_DENIED\\]`));
+        expect(r.stderr).not.toMatch(/not found/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('an unsupported Node', () => {
+  test('versions below 22.12 are refused, 22.12 and later accepted', () => {
+    expect(['v20.20.2', 'v22.11.0', 'v18.0.0'].map((v) => isSupportedNode(v))).toEqual([false, false, false]);
+    expect(['v22.12.0', 'v22.13.1', 'v23.0.0', 'v24.21.0'].map((v) => isSupportedNode(v))).toEqual([true, true, true, true]);
+  });
+
+  // The system's Node, when it is an old one (Debian 12's is 18; this machine's 20).
+  const system = spawnSync('/usr/bin/node', ['--version'], { encoding: 'utf8' }).stdout?.trim();
+  test.runIf(system && !isSupportedNode(system))(`the built CLI on the system's Node (${system}): a clear error, and doctor says so`, () => {
+    const main = join(repo, 'dist', 'cli', 'main.js');
+    const r = spawnSync('/usr/bin/node', [main, 'run', 'host', '--', 'true'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/needs Node 22\.12\.0 or newer; this is Node \d+\.\d+\.\d+ \(\/usr\/bin\/node\)[\s\S]*\[NODE_VERSION_UNSUPPORTED\]/);
+    const doctor = spawnSync('/usr/bin/node', [main, 'doctor'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    expect(doctor.status).toBe(1);
+    expect(doctor.stdout).toMatch(/✗ Node: vitest-environment-container needs Node 22\.12\.0 or newer/);
   });
 });

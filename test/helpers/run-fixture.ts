@@ -23,6 +23,16 @@ export function runVitest(fixture: string, args: string[] = [], env: Record<stri
   return run(fixture, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', fixtureDir(fixture), ...args], env);
 }
 
+/**
+ * What Jest needs in its environment to require() this package from a CommonJS test: nothing
+ * once the package has a CommonJS build (an exports "require" condition); until then Jest's
+ * require of an ES module, which works only with Node's vm modules.
+ */
+export function jestRequireEnv(): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, unknown>> };
+  return pkg.exports['.']?.require ? {} : { NODE_OPTIONS: '--experimental-vm-modules' };
+}
+
 export function runJest(fixture: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
   return run(fixture, [join(repo, 'node_modules', 'jest', 'bin', 'jest.js'), ...args], env);
 }
@@ -33,7 +43,8 @@ afterAll(() => {
   for (const parent of parents) removeCgroups(parent);
 });
 
-function run(fixture: string, argv: string[], env: Record<string, string>): Promise<RunResult> {
+/** `node <argv>` in the fixture's directory with a cgroup parent of its own (e.g. the Vitest of an installed project). */
+export function run(fixture: string, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
   parents.push(cgroupParent);
   const child = spawn(process.execPath, argv, {

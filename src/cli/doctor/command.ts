@@ -15,6 +15,7 @@ import { checkIdMaps } from './id-maps.ts';
 import { checkImageCache } from './image-cache.ts';
 import { checkImageSource } from './image-source.ts';
 import { checkNativeHelper } from './native-helper.ts';
+import { checkNodeVersion } from './node-version.ts';
 import { checkOverlay } from './overlay.ts';
 import { probeSandbox } from './sandbox-probe.ts';
 import { checkUserNamespaces } from './user-namespaces.ts';
@@ -24,9 +25,9 @@ const log = logger('cli');
 export const doctorHelp = `Usage: vitest-environment-container doctor [--json] [--image IMAGE] [sandbox options]
 
 Checks what this host supports for sandboxes and prints one line per check:
-user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
-image cache, the image's registry or daemon (reachable, credentials, the
-digest it points at), and finally a real sandbox started with the given options.
+the Node version, user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
+image cache, the image's registry or daemon (reachable, credentials, the digest it points at),
+and finally a real sandbox started with the given options.
 Each problem comes with the command that fixes it.
 
 Exit code: 0 when sandboxes with these options can run here, 1 when not.
@@ -79,6 +80,7 @@ export async function doctor(argv: string[]): Promise<number> {
     if (!(err instanceof ContainerError)) throw err;
     add(fromError('options', 'options', 'fail', err));
   }
+  add(checkNodeVersion());
   const userns = add(checkUserNamespaces(ctx));
   add(checkOverlay(ctx, userns.status === 'ok'));
   add(checkCgroups(ctx, cgroupParent));
