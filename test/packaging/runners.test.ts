@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { describe, expect, test } from 'vitest';
 import { isRoot } from '../helpers/host.ts';
 import { leftoverCgroups } from '../helpers/run-fixture.ts';
-import { FIXTURE_DEPENDENCIES, packedProject } from '../helpers/packed-project.ts';
+import { FIXTURE_DEPENDENCIES, packedProject, pnpm, type Manager } from '../helpers/packed-project.ts';
 
 const JEST = FIXTURE_DEPENDENCIES.jest;
 
@@ -50,9 +50,10 @@ function hostnamesSeen(output: string): string[] {
 }
 
 describe.runIf(isRoot)('Jest 30, from the tarball', () => {
-  test('CommonJS tests (Jest\'s default) require() the API and use it inside tests', async () => {
+  test.for<Manager>(['npm', 'pnpm'])('CommonJS tests (Jest\'s default) require() the API and use it inside tests (%s)', async (manager, { skip }) => {
+    if (manager === 'pnpm' && !(await pnpm())) return skip('pnpm 10 could not be installed');
     const p = await packedProject({
-      manager: 'npm', dependencies: JEST,
+      manager, dependencies: JEST,
       files: {
         'jest.config.js': jestConfig(false),
         'a.test.js': jestTest("const { container, startContainer, withContainer } = require('vitest-environment-container');", 'a'),
@@ -87,13 +88,15 @@ describe.runIf(isRoot)('Jest 30, from the tarball', () => {
   }, 600_000);
 });
 
-describe.runIf(isRoot).each([
-  ['4.1', FIXTURE_DEPENDENCIES.vitest4],
-  ['5', FIXTURE_DEPENDENCIES.vitest5],
-])('Vitest %s, from the tarball', (_name, dependencies) => {
-  test("a test file runs under environment: 'container'", async () => {
+describe.runIf(isRoot).each<[string, Manager, Record<string, string>]>([
+  ['4.1', 'npm', FIXTURE_DEPENDENCIES.vitest4],
+  ['5', 'npm', FIXTURE_DEPENDENCIES.vitest5],
+  ['5', 'pnpm', FIXTURE_DEPENDENCIES.vitest5],
+])('Vitest %s, from the tarball, installed with %s', (_name, manager, dependencies) => {
+  test("a test file runs under environment: 'container'", async ({ skip }) => {
+    if (manager === 'pnpm' && !(await pnpm())) return skip('pnpm 10 could not be installed');
     const p = await packedProject({
-      manager: 'npm', dependencies, packageJson: { type: 'module' },
+      manager, dependencies, packageJson: { type: 'module' },
       files: {
         'vitest.config.js': `import { defineConfig } from 'vitest/config';
 export default defineConfig({ test: { environment: 'container', environmentOptions: { container: { memory: '64m', ${CGROUP_PARENT} } } } });
