@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { ImageError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { layerDir, layerKey, layersDir, lowerDir, tmpDir } from './cache-layout.ts';
+import { layerDir, layerKey, layersDir, lowerDir, ownerShift, tmpDir } from './cache-layout.ts';
 import type { LayerInfo } from './cache-layout.ts';
 import { errnoCode, removeTree, writeFileAtomic } from './fs-util.ts';
 import type { ImagePlan, LayerPlan } from './load-plan.ts';
@@ -58,7 +58,7 @@ async function unpackAll(missing: [string, LayerPlan][], ctx: StoreContext): Pro
       mkdirSync(`${tmp}/fs`, { recursive: true, mode: 0o755 });
       const t0 = Date.now();
       const stats = await unpackLayer({
-        reference: ctx.reference, layer, root: `${tmp}/fs`, privileged: ctx.privileged, limits: ctx.limits,
+        reference: ctx.reference, layer, root: `${tmp}/fs`, privileged: ctx.privileged, owners: ownerShift(), limits: ctx.limits,
         open: () => ctx.source.open(layer.blobPath),
         onBytes: (bytes) => {
           done[i] = bytes;
@@ -69,6 +69,7 @@ async function unpackAll(missing: [string, LayerPlan][], ctx: StoreContext): Pro
       const info: LayerInfo = {
         diffId: `${layer.diffId.algorithm}:${layer.diffId.hex}`, bytes: stats.bytes, entries: stats.entries,
         unpackedAt: new Date().toISOString(), xattrs: ctx.privileged ? 'trusted+user' : 'user', skipped: stats.skipped,
+        ...(ownerShift() ? { owners: ownerShift() } : {}),
       };
       writeFileAtomic(`${tmp}/layer.json`, JSON.stringify(info));
       log('unpacked %s layer %s: %d entries, %d bytes in %d ms', ctx.reference, key.slice(0, 12), stats.entries, stats.bytes, Date.now() - t0);

@@ -1,5 +1,6 @@
 // A running sandbox, as test code sees it.
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { constants as os } from 'node:os';
 import { SandboxError, type ContainerError } from '../errors.ts';
@@ -151,6 +152,7 @@ export class Container implements AsyncDisposable {
         case 'error': if (!startSettled) rejectStarted(runtimeError(e, init.rootless)); break;
         case 'exit': this.#mainExit = e; break;
         case 'stopped': if (!this.#mainExit) this.#mainExit = e; break;
+        case 'warning': log('sandbox %s: %s: %s (errno %d)', init.id, e.stage, e.message, e.errno); break;
       }
     });
     this.#exited = this.#monitor.closed.then(() => this.#finish()).then((info) => {
@@ -324,6 +326,8 @@ export class Container implements AsyncDisposable {
     const proc = await this.#processSpec(cmd, options);
     const args = ['exec', '--pid', String(this.pid), '--pidns', this.#pidNamespace];
     if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
+    // The sandbox's filter, compiled by its monitor: an exec'd command is confined like the main process.
+    if (this.#init.spec.linux.seccomp) args.push('--seccomp', join(this.#init.runDir, 'seccomp.bpf'));
     const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot, stdin: withStdin });
     const stdin = child.stdin ?? new PassThrough().end();
     let failure: ContainerError | undefined;

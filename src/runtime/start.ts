@@ -1,12 +1,12 @@
 // startContainer / withContainer: options → image → cgroup → bundle → sandbox.
-import { HostCapabilityError, type ContainerError } from '../errors.ts';
+import { HostCapabilityError, InvalidOptionsError, type ContainerError } from '../errors.ts';
 import { cgroupDriver, type SandboxCgroup } from './cgroups/index.ts';
 import { Container } from './container.ts';
 import { hostInfo } from './host.ts';
 import { loadImage } from './image.ts';
 import { normalizeOptions, type ContainerOptions } from './options.ts';
 import { reapStale, sandboxId } from './reaper.ts';
-import { buildSpec } from './spec.ts';
+import { buildSpec, commandLine } from './spec.ts';
 import { makeBundle, removeBundle, writeSpec } from './bundle.ts';
 import { launchRuntime } from './launch.ts';
 import { waitUntilReady } from './wait.ts';
@@ -70,7 +70,11 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
   const normalized = normalizeOptions(options);
   const host = hostInfo();
   await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
-  const image = await loadImage(normalized.image, host.rootless);
+  const image = await loadImage(normalized.image);
+  if (!commandLine(normalized, image).length) {
+    throw new InvalidOptionsError('INVALID_OPTIONS', `the sandbox has no command: cmd and entrypoint are empty${normalized.cmd?.length === 0 ? ' (cmd: [])' : ''} and the image ${normalized.image} gives none`,
+      { fix: "give cmd, e.g. cmd: ['sleep', 'infinity'], or an image with a Cmd or Entrypoint" });
+  }
   const user = normalized.user ?? image.config.User;
   const identity = user ? await image.resolveUser(user) : { uid: 0, gid: 0, additionalGids: [] };
   if (normalized.internet) {
@@ -88,7 +92,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
   let cgroup: SandboxCgroup | undefined;
   try {
     cgroup = createCgroup(normalized, id, host.rootless);
-    const shared = network && { ...network.namespaces(host.rootless), hostsFile: network.hostsFile };
+    const shared = network && { ...network.namespaces(), hostsFile: network.hostsFile };
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
       inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
     writeSpec(runDir, spec);

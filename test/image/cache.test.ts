@@ -9,6 +9,7 @@ import { defaultCacheDir, listCache, pruneCache, resolveImage } from '../../src/
 import { writeImage } from './helpers/oci-builder.ts';
 import { tarArchive } from './helpers/tar-builder.ts';
 import { isRoot, NODE, tempDir } from './helpers/host.ts';
+import { layersDir } from '../../src/image/cache-layout.ts';
 
 const file = (name: string, data: string | Buffer): Buffer => tarArchive([{ name, data }]);
 
@@ -67,13 +68,13 @@ describe('layer cache', () => {
 
     const dry = await pruneCache({ cacheDir, all: true, dryRun: true });
     expect(dry.removedLayers).toHaveLength(3);
-    expect(readdirSync(`${cacheDir}/layers`)).toHaveLength(3);
+    expect(readdirSync(layersDir(cacheDir))).toHaveLength(3);
 
     const pruned = await pruneCache({ cacheDir, olderThanMs: 0 });
     expect(pruned.removedImages).toHaveLength(2);
     expect(pruned.removedLayers).toHaveLength(3);
     expect(pruned.freedBytes).toBe(16);
-    expect(readdirSync(`${cacheDir}/layers`)).toEqual([]);
+    expect(readdirSync(layersDir(cacheDir))).toEqual([]);
     expect(readdirSync(`${cacheDir}/tmp`)).toEqual([]);
     expect((await resolveImage(a, { cacheDir })).lowerDirs).toEqual(ia.lowerDirs); // and it comes back
   });

@@ -16,7 +16,8 @@ test.runIf(isRoot && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes a
     const r = spawnSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--',
       ...userEnv(user, ws.home, { VTC_ROOTLESS_LANE: '1', VTC_LEAK_CYCLES: '200' }),
       join(ws.root, 'node_modules', '.bin', 'vitest'), 'run', '--configLoader', 'native', '--root', ws.root,
-      'test/runtime/sandbox.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/limits-rootless.test.ts', 'test/runtime/network.test.ts'],
+      'test/runtime/sandbox.test.ts', 'test/runtime/lifecycle.test.ts', 'test/runtime/limits-rootless.test.ts', 'test/runtime/network.test.ts',
+      'test/security/escapes.test.ts', 'test/security/host-root.test.ts'],
     { cwd: ws.root, encoding: 'utf8', timeout: 240_000 });
     const output = `${r.stdout}\n${r.stderr}`;
     expect(r.status, output).toBe(0);

@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import { ImageError } from '../../errors.ts';
 import { checkDigest, formatDigest } from '../digest.ts';
 import type { LayerPlan } from '../load-plan.ts';
+import type { OwnerShift } from '../cache-layout.ts';
 import { TarFormatError } from '../tar/header.ts';
 import { TarParser } from '../tar/parser.ts';
 import { UnsafeEntryError } from './entry-path.ts';
@@ -22,6 +23,7 @@ export interface UnpackRequest {
   /** empty directory to fill */
   root: string;
   privileged: boolean;
+  owners?: OwnerShift;
   limits: LayerLimits;
   onBytes?: (compressedBytes: number) => void;
 }
@@ -32,7 +34,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
   const what = `${req.reference}: layer ${req.layer.blobDigest ? formatDigest(req.layer.blobDigest) : req.layer.blobPath}`;
   const blobHash = createHash(req.layer.blobDigest?.algorithm ?? 'sha256');
   const diffHash = createHash(req.layer.diffId.algorithm);
-  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, limits: req.limits });
+  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, owners: req.owners, limits: req.limits });
   const parser = new TarParser(writer);
   let blobBytes = 0;
   let tarBytes = 0;
