@@ -12,7 +12,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync,
+  closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -204,6 +204,30 @@ function buildInputs(): string[] {
 
 let tarball: Promise<Tarball> | undefined;
 
+/** A cached tarball or install untouched this long, and not of the current tarball, is removed. */
+const PRUNE_AFTER_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the tarballs of other contents and the installs made from them (a few hundred MB each
+ * with Vitest or Jest), once nothing used them for an hour: another run of this checkout, with
+ * other sources, may still be using its own.
+ */
+function pruneOtherThan(hash: string): void {
+  const old = (path: string) => Date.now() - statSync(path).mtimeMs > PRUNE_AFTER_MS;
+  for (const [kind, current] of [['tarballs', (d: string) => d === hash], ['installs', (d: string) => readFileSync(join(packCache, 'installs', d, 'tarball'), 'utf8') === hash]] as const) {
+    const root = join(packCache, kind);
+    for (const entry of existsSync(root) ? readdirSync(root) : []) {
+      const path = join(root, entry);
+      try {
+        if (/\.(lock|tmp-\d+)$/.test(entry) || current(entry) || !old(path)) continue;
+      } catch {
+        // an install without its tarball's name: from before it was recorded
+      }
+      rmSync(path, { recursive: true, force: true });
+    }
+  }
+}
+
 /** `npm pack` of this checkout, as CI and a publish would make it (prepack and prepare included). */
 export function packedTarball(): Promise<Tarball> {
   tarball ??= (async () => {
@@ -222,6 +246,8 @@ export function packedTarball(): Promise<Tarball> {
       const [name] = execFileSync('sh', ['-c', 'ls *.tgz'], { cwd: tmp }).toString().trim().split('\n');
       renameSync(join(tmp, name!), join(tmp, 'package.tgz'));
     });
+    utimesSync(dir, new Date(), new Date()); // in use: see pruneOtherThan
+    pruneOtherThan(hash);
     const path = join(dir, 'package.tgz');
     const files = execFileSync('tar', ['-tzf', path]).toString().trim().split('\n').map((f) => f.replace(/^package\//, ''));
     return { path, hash, files, bytes: readFileSync(path).length };
@@ -294,7 +320,9 @@ export async function packedProject(spec: ProjectSpec): Promise<PackedProject> {
     await once(cached, async (tmp) => {
       const r = await installInto(tmp, spec.manager, dependencies, {}, tgz.path);
       writeFileSync(join(tmp, 'install.json'), JSON.stringify(r));
+      writeFileSync(join(tmp, 'tarball'), tgz.hash);
     });
+    utimesSync(cached, new Date(), new Date()); // in use: see pruneOtherThan
     install = JSON.parse(readFileSync(join(cached, 'install.json'), 'utf8')) as CommandResult;
     symlinkSync(join(cached, 'node_modules'), join(dir, 'node_modules'));
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'packed-project', version: '1.0.0', private: true, ...spec.packageJson, dependencies }, null, 2));
