@@ -10,6 +10,7 @@ import { commandNotFound, runtimeError } from './errors-map.ts';
 import { removeBundle } from './bundle.ts';
 import { pidNamespaceOf } from './reaper.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
+import { threadState } from '../thread-state.ts';
 import type { RuntimeImage } from './image.ts';
 import { consumed, launchRuntime, type RuntimeProcess } from './launch.ts';
 import type { NormalizedOptions } from './options.ts';
@@ -18,18 +19,18 @@ import type { ProcessSpec, RuntimeSpec } from './spec.ts';
 const log = logger('runtime');
 
 /** Every sandbox this process started and has not torn down yet: test-runner adapters stop leftovers at file end. */
-export const liveContainers: Set<Container> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.live')] ??= new Set<Container>()) as Set<Container>;
-
-// A process that exits without stopping its sandboxes (process.exit() on Ctrl-C, as Vitest does)
-// still takes them down with it: their monitors see their control socket close and kill them, and
-// this removes their cgroups and bundles, which only we can do. (SIGKILL leaves them to the reaper.)
-const exitHookKey = Symbol.for('vitest-environment-container.exit-hook');
-if (!(globalThis as Record<symbol, unknown>)[exitHookKey]) {
-  (globalThis as Record<symbol, unknown>)[exitHookKey] = true;
+// One set per thread, whichever copy of this module (a test's realm, the environment's) started them.
+export const liveContainers: Set<Container> = threadState('live', () => {
+  // A process that exits without stopping its sandboxes (process.exit() on Ctrl-C, as Vitest does)
+  // still takes them down with it: their monitors see their control socket close and kill them, and
+  // this removes their cgroups and bundles, which only we can do. (SIGKILL leaves them to the reaper.)
+  // Registered by the first copy loaded: a test runner's environment, on the real process.
+  const live = new Set<Container>();
   process.on('exit', () => {
-    for (const c of liveContainers) c.destroyNow();
+    for (const c of live) c.destroyNow();
   });
-}
+  return live;
+});
 const MAX_LOG_BYTES = 16 * 1024 * 1024;
 
 export interface ExitInfo {
