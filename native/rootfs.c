@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -249,7 +250,7 @@ static void populate_dev(int rootfd) {
   }
   static const char *const links[][2] = {
     {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-    {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}, {"/proc/kcore", "core"},
+    {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
   };
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
     if (symlinkat(links[i][0], devfd, links[i][1]) < 0 && errno != EEXIST) die("devices", links[i][1], errno, "symlink");
@@ -263,6 +264,20 @@ static int fs_context_error(int fsfd, char *msg, size_t len) {
   return 0;
 }
 
+#define OVERLAYFS_MAGIC 0x794c7630
+
+/* Overlay tells the kernel log, not the caller, why it refused. The one reason a host can cause and a
+ * user can fix: a lower layer already on an overlay that is on another (the kernel stacks two at most). */
+static void overlay_refusal_reason(char **lowers, char *msg, size_t len) {
+  for (char **l = lowers; *l; l++) {
+    struct statfs st;
+    if (statfs(*l, &st) == 0 && st.f_type == OVERLAYFS_MAGIC) {
+      snprintf(msg, len, "(a lower layer is on an overlay: the kernel's maximum fs stacking depth is exceeded when that overlay is itself on one)");
+      return;
+    }
+  }
+}
+
 /* Overlay with the new mount API: "lowerdir+" takes one layer at a time, so
  * the 4 KiB limit on mount options does not cap the number of layers. */
 static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char *work, char **opts, const char *target) {
@@ -274,6 +289,8 @@ static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char 
    * tells the two apart: only the legacy context accepts it. */
   if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_FLAG, "vtc-probe", NULL, 0) == 0) { close(fsfd); return false; }
   char msg[512];
+  /* The probe's refusal went to the context's log: drop it, so a later error reads the kernel's real reason. */
+  while (read(fsfd, msg, sizeof msg) > 0) {}
   for (char **l = lowers; *l; l++)
     if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, "lowerdir+", *l, 0) < 0) {
       if (l == lowers && errno == EINVAL) { close(fsfd); return false; } /* kernel < 6.8 */
@@ -300,6 +317,7 @@ static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char 
   if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
     int err = errno;
     fs_context_error(fsfd, msg, sizeof msg);
+    if (!msg[0] && err == EINVAL) overlay_refusal_reason(lowers, msg, sizeof msg);
     die("overlay", lowers[0], err, "creating the overlay %s", msg);
   }
   int mfd = (int)syscall(SYS_fsmount, fsfd, VTC_FSMOUNT_CLOEXEC, 0);
@@ -319,7 +337,12 @@ static void mount_overlay_classic(char **lowers, const char *upper, const char *
   for (char **p = opts; *p; p++) o += (size_t)snprintf(data + o, o < sizeof data ? sizeof data - o : 0, ",%s", *p);
   if (o >= sizeof data - 1)
     die("overlay", lowers[0], E2BIG, "too many layers for this kernel's overlay mount options (Linux 6.8 or newer lifts the limit)");
-  if (mount("overlay", target, "overlay", 0, data) < 0) die("overlay", lowers[0], errno, "mounting the overlay root");
+  if (mount("overlay", target, "overlay", 0, data) < 0) {
+    int err = errno;
+    char msg[256] = "";
+    if (err == EINVAL) overlay_refusal_reason(lowers, msg, sizeof msg);
+    die("overlay", lowers[0], err, "mounting the overlay root %s", msg);
+  }
 }
 
 static char **split(const char *s, char sep) {

@@ -16,6 +16,10 @@ export function runtimeError(e: ErrorEvent, rootless: boolean): ContainerError {
   if (e.stage === 'overlay' && (e.code === 'ENODEV' || /unknown filesystem/i.test(e.message))) {
     return new HostCapabilityError('OVERLAY_UNAVAILABLE', `this kernel has no overlay filesystem: ${detail}`, { fix: 'sudo modprobe overlay' });
   }
+  if (e.stage === 'overlay' && /stacking depth/i.test(e.message)) {
+    return new HostCapabilityError('OVERLAY_UNAVAILABLE', `the image's files are already on an overlay stacked as deep as the kernel allows (a container in a container), so a sandbox's overlay cannot go on top: ${detail}`,
+      { fix: 'put the image cache on a file system of its own (VITEST_CONTAINER_CACHE=/path/on/a/volume), or run the tests with fewer layers of containers around them' });
+  }
   if (e.stage === 'overlay' && rootless && e.code === 'EPERM') {
     return new HostCapabilityError('OVERLAY_IN_USERNS_UNAVAILABLE', `this kernel does not allow overlay mounts in a user namespace: ${detail}`,
       { fix: 'use Linux 5.11 or newer, or run the tests as root' });
