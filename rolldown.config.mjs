@@ -24,6 +24,9 @@ export default defineConfig([
       'vitest/file-setup': 'src/vitest/file-setup.ts',
       // The pool's worker process: started by path (src/pool/worker.ts), so an entry of its own.
       'pool/worker-entry': 'src/pool/worker-entry.ts',
+      // Reporters: loaded by path by the runners.
+      'vitest/reporter': 'src/vitest/reporter.ts',
+      'jest/reporter': 'src/jest/reporter.ts',
       // Imported on demand by the runtime (src/runtime/image.ts). Its own entry, so that the
       // bundler never places it in another entry's chunk (the CLI's), whose top-level code would
       // then run on that import.
@@ -48,6 +51,7 @@ export default defineConfig([
       index: 'src/index.ts',
       'runtime/index': 'src/runtime/index.ts',
       'jest/environment': 'src/jest/environment.ts',
+      'jest/reporter': 'src/jest/reporter.ts',
       'image/index': 'src/image/index.ts',
     },
     output: {

@@ -3,6 +3,7 @@
  *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N] [--preserve-fd N]
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--seccomp FILE] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
+ *   vtc-runtime tree --pid PID (--upper FD [--hold] | --read PATH [--one-file-system] | --write PATH)
  *   vtc-runtime spawner [--listen PATH --owner PID]   (starts the others for Node: see spawner.c)
  *   vtc-runtime features
  *
@@ -304,6 +305,20 @@ static void become_namespace_root(void) {
   if (setresuid(0, 0, 0) < 0) die("userns", NULL, errno, "setresuid(0) in the sandbox's user namespace");
 }
 
+static void await_go_signal(void) {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  report_event("held", NULL);
+  for (;;) {
+    int sig = sigwaitinfo(&all, NULL);
+    if (sig < 0 && errno == EINTR) continue;
+    if (sig == SIGCONT) return;
+    if (sig < 0) die("init", NULL, errno, "sigwaitinfo");
+    _exit(128 + sig);
+  }
+}
+
 static void child_main(child_args *a) {
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   static int idmapped[253];
@@ -339,6 +354,11 @@ static void child_main(child_args *a) {
   rootfs_setup(a->cfg, a->in_userns);
   rootfs_finish(a->cfg);
   (void)linux_;
+  if (rootfs_scratch_fd() >= 0) report_event("rootfs", ",\"scratchFd\":%d", rootfs_scratch_fd());
+  /* Held: the root is ready and nothing runs in it yet (files are copied in now, by `tree --write`);
+   * SIGCONT from the monitor lets the main process start, any other signal ends the sandbox. */
+  const char *hold = json_str(json_get(a->cfg, "annotations"), "org.vitest-container.hold");
+  if (hold && !strcmp(hold, "true")) await_go_signal();
   proc_spec p;
   proc_spec_load(&p, json_get(a->cfg, "process"));
   p.preserve_fd = a->preserve_fd;
@@ -460,8 +480,8 @@ static bool same_ns(pid_t pid, const char *ns) {
 static unsigned long expected_pidns; /* --pidns: the sandbox's pid namespace, to tell it from a reused pid */
 static bool joined_user_namespace;   /* join_namespaces entered the sandbox's user namespace */
 
-/* Returns the pidfd of the sandbox's pid 1 (the caller closes it). */
-static int join_namespaces(pid_t pid, int only) {
+/* The pidfd of the sandbox's pid 1 (the caller closes it), checked to be the sandbox's and not a reused pid. */
+static int open_sandbox(pid_t pid) {
   /* We keep the caller's (host) uid inside the sandbox's namespaces until the command's own identity
    * is set: not dumpable, so no process of the sandbox can ptrace us or reach our fds meanwhile. */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -475,6 +495,11 @@ static int join_namespaces(pid_t pid, int only) {
     if (stat(ns, &st) < 0 || st.st_ino != expected_pidns || syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
       die("exec", NULL, ESRCH, "the sandbox's pid 1 (%d) is gone (its pid now belongs to another process)", pid);
   }
+  return pidfd;
+}
+
+/* Joins those of the sandbox's namespaces (of the kinds in `only`) that we are not in already. */
+static void enter_namespaces(int pidfd, pid_t pid, int only) {
   int flags = 0;
   static const struct { const char *name; int flag; } joinable[] = {
     {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}, {"pid", CLONE_NEWPID}, {"net", CLONE_NEWNET},
@@ -484,6 +509,12 @@ static int join_namespaces(pid_t pid, int only) {
     if ((joinable[i].flag & only) && !same_ns(pid, joinable[i].name)) flags |= joinable[i].flag;
   if (flags && setns(pidfd, flags) < 0) die("exec", NULL, errno, "joining the sandbox's namespaces");
   joined_user_namespace = flags & CLONE_NEWUSER;
+}
+
+/* Returns the pidfd of the sandbox's pid 1 (the caller closes it). */
+static int join_namespaces(pid_t pid, int only) {
+  int pidfd = open_sandbox(pid);
+  enter_namespaces(pidfd, pid, only);
   return pidfd;
 }
 
@@ -524,6 +555,75 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
   return 0;
 }
 
+/* A tree of the sandbox as a record stream (see tree.c): its writable layer (--upper, the scratch fd
+ * pid 1 reported) or a path (--read) to stdout, or stdin's records into a directory (--write). It runs
+ * as the sandbox's root in the sandbox's user namespace, so owners read and written are the sandbox's
+ * ids; paths resolve inside the sandbox's root as readFile's do. --hold: once the tree is open, wait for
+ * a byte on the control channel before reading it (the caller stops the sandbox meanwhile: the open
+ * layer outlives it). */
+static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, int upper_fd, bool hold, bool one_fs, int control_fd) {
+  int pidfd = open_sandbox(pid);
+  int root;
+  if (upper_fd >= 0) {
+    /* Through pid 1's descriptor, before joining anything: started by root pid 1 is not dumpable, and
+     * only the host's root may open its fds. We stay in the host's mount namespace, and use nothing
+     * but this directory, always relative to it and never through a symlink. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, upper_fd);
+    int scratch = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (scratch < 0) die("tree", path, errno, "the sandbox's writable layer is not reachable");
+    root = openat(scratch, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (root < 0) die("tree", "upper", errno, "the sandbox's writable layer is not reachable");
+    close(scratch);
+    /* Still alive after the open: the /proc entry we opened was pid 1's, not a reused pid's. */
+    if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) die("tree", NULL, ESRCH, "the sandbox ended");
+    enter_namespaces(pidfd, pid, CLONE_NEWUSER);
+  } else {
+    enter_namespaces(pidfd, pid, CLONE_NEWUSER | CLONE_NEWNS);
+    int top = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0) die("tree", "/", errno, "opening the sandbox's root");
+    if (write_path) {
+      root = open_in_root(top, write_path, true);
+      if (root < 0) die("tree", write_path, errno, "cannot open or create the destination in the sandbox");
+    } else {
+      /* Resolved strictly inside the sandbox's root (no "..", absolute symlink or magic link out of it). */
+      struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+      int at = (int)syscall(SYS_openat2, top, read_path, &how, sizeof how);
+      struct stat st, again;
+      if (at < 0 || fstat(at, &st) < 0) die("tree", read_path, errno, "cannot open the path in the sandbox");
+      if (S_ISDIR(st.st_mode)) {
+        root = openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      } else if (S_ISREG(st.st_mode)) {
+        how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+        root = (int)syscall(SYS_openat2, top, read_path, &how, sizeof how);
+        if (root >= 0 && (fstat(root, &again) < 0 || again.st_ino != st.st_ino || again.st_dev != st.st_dev)) errno = ESTALE, root = -1;
+      } else {
+        root = dup(at); /* a FIFO, socket or device: its metadata only, never opened */
+      }
+      if (root < 0) die("tree", read_path, errno, "cannot open the path in the sandbox");
+      close(at);
+    }
+    close(top);
+  }
+  close(pidfd);
+  if (joined_user_namespace) become_namespace_root();
+  if (write_path) {
+    struct stat st;
+    if (fstat(root, &st) < 0 || !S_ISDIR(st.st_mode)) die("tree", write_path, ENOTDIR, "the destination is not a directory");
+  }
+  if (hold) {
+    report_event("ready", NULL);
+    unsigned char go;
+    ssize_t n;
+    do n = read(control_fd, &go, 1); while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(EXIT_RUNTIME_ERROR); /* the caller is gone */
+  }
+  if (write_path) tree_apply(root, 0);
+  else tree_emit(root, one_fs, 1);
+  report_event("exit", ",\"code\":0");
+  return 0;
+}
+
 static int cmd_exec(pid_t pid, const char *cgroup_path, const char *seccomp_path, const char *process_json, int control_fd) {
   jval *process = parse_or_die(process_json, "process");
   proc_spec p;
@@ -555,12 +655,15 @@ int main(int argc, char **argv) {
   mode_t mode = 0644;
   int control_fd = -1, preserve_fd = -1;
   const char *connect_path = NULL, *token = NULL, *listen_path = NULL, *seccomp_path = NULL;
-  bool stdin_from_caller = false;
+  bool stdin_from_caller = false, hold = false, one_fs = false;
+  int upper_fd = -1;
   pid_t pid = 0, owner = 0;
   int i = 2;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
     if (!strcmp(argv[i], "--")) { i++; break; }
     if (!strcmp(argv[i], "--stdin")) { stdin_from_caller = true; continue; }
+    if (!strcmp(argv[i], "--hold")) { hold = true; continue; }
+    if (!strcmp(argv[i], "--one-file-system")) { one_fs = true; continue; }
     if (i + 1 >= argc) usage();
     if (!strcmp(argv[i], "--bundle")) bundle = argv[++i];
     else if (!strcmp(argv[i], "--control-fd")) control_fd = atoi(argv[++i]);
@@ -577,6 +680,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--read")) read_path = argv[++i];
     else if (!strcmp(argv[i], "--write")) write_path = argv[++i];
     else if (!strcmp(argv[i], "--mode")) mode = (mode_t)strtol(argv[++i], NULL, 8);
+    else if (!strcmp(argv[i], "--upper")) upper_fd = atoi(argv[++i]);
     else usage();
   }
   /* Nothing inherited by accident reaches the sandbox: only the fds named on the command line stay. */
@@ -603,9 +707,13 @@ int main(int argc, char **argv) {
     if (!pid || !read_path == !write_path) usage();
     return cmd_file(pid, read_path, write_path, mode);
   }
+  if (!strcmp(cmd, "tree")) {
+    if (!pid || (upper_fd >= 0) + !!read_path + !!write_path != 1 || (hold && control_fd < 0)) usage();
+    return cmd_tree(pid, read_path, write_path, upper_fd, hold, one_fs, control_fd);
+  }
   if (!strcmp(cmd, "features")) {
     printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\",\"annotations\":[\"org.vitest-container.rootfs.lowerdirs\","
-           "\"org.vitest-container.rootfs.options\",\"org.vitest-container.rootfs.upper-size\"]}\n");
+           "\"org.vitest-container.rootfs.options\",\"org.vitest-container.rootfs.upper-size\",\"org.vitest-container.hold\"]}\n");
     return 0;
   }
   usage();

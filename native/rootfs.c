@@ -103,7 +103,7 @@ static int openat2_in_root(int rootfd, const char *path, int flags) {
 
 /* Opens (creating when missing) path inside rootfd without ever leaving it:
  * symlinks in the image are resolved as if rootfd were "/". */
-static int open_in_root(int rootfd, const char *path, bool want_dir) {
+int open_in_root(int rootfd, const char *path, bool want_dir) {
   while (*path == '/') path++;
   if (!*path) return openat2_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
   int fd = openat2_in_root(rootfd, path, O_PATH);
@@ -498,13 +498,14 @@ static void compose_toplevel(const jval *cfg, const char *lower, const char *scr
 static struct {
   int scratch;     /* the scratch tmpfs (upper/, work/, merged/, fresh/); without layers, the root itself */
   bool layered;    /* scratch is a tmpfs holding an overlay (else: the spec's root path, bound) */
+  bool composed;   /* the root is composed of the host's top-level directories (compose=toplevel) */
   int *lowers;     /* one per lower layer, top-most first */
   bool *lower_idmapped; /* lowers[i] is a detached idmapped mount from the monitor (attached in rootfs_setup) */
   int nlowers;
   int *sources;    /* per spec mount: its bind source, or -1 */
   bool *source_idmapped; /* sources[i] is a detached idmapped mount from the monitor: moved into place, not bound */
   int nsources;
-} prepared = { -1, false, NULL, NULL, 0, NULL, NULL, 0 };
+} prepared = { -1, false, false, NULL, NULL, 0, NULL, NULL, 0 };
 
 static bool has_option(const jval *m, const char *name) {
   const jval *opts = json_get(m, "options");
@@ -601,8 +602,16 @@ void rootfs_prepare(const jval *cfg, const char *bundle, const int *idmapped, si
   }
 }
 
+/* The scratch tmpfs stays open in pid 1 when it holds the writable layer: after pivot_root it is
+ * reachable by no path, and a commit reads the layer (upper/) through this descriptor. Who may open
+ * /proc/<pid 1>/fd/N: started by root, nobody in the sandbox (pid 1 is not dumpable); rootless, the
+ * sandbox's root, who owns everything on it anyway (idmapped image layers, which it must not reach,
+ * are only ever made for sandboxes started by root). */
 static void close_prepared(void) {
-  close(prepared.scratch);
+  if (!prepared.layered || prepared.composed) {
+    close(prepared.scratch);
+    prepared.scratch = -1;
+  }
   for (int i = 0; i < prepared.nlowers; i++) close(prepared.lowers[i]);
   for (int i = 0; i < prepared.nsources; i++)
     if (prepared.sources[i] >= 0) close(prepared.sources[i]);
@@ -658,6 +667,7 @@ void rootfs_setup(const jval *cfg, bool in_userns) {
     char **opts = split(optstr ? optstr : "", ',');
     const char *compose = json_str(ann, ANNOTATION_COMPOSE);
     if (compose && (!strcmp(compose, "toplevel") || !strcmp(compose, "toplevel-readonly"))) {
+      prepared.composed = true;
       if (prepared.nlowers != 1) die("overlay", NULL, EINVAL, "compose=toplevel takes exactly one lower directory");
       /* The merged root itself is part of the scratch tmpfs. The live tree is walked by its path. */
       compose_toplevel(cfg, split(json_str(ann, ANNOTATION_LOWERDIRS), ':')[0], scratch, newroot, opts, !strcmp(compose, "toplevel-readonly"));
@@ -689,6 +699,8 @@ void rootfs_setup(const jval *cfg, bool in_userns) {
   /* pid 1 never execs: no fd of the host's tree may stay open in it. */
   close_prepared();
 }
+
+int rootfs_scratch_fd(void) { return prepared.scratch; }
 
 void rootfs_finish(const jval *cfg) {
   const jval *linux_ = json_get(cfg, "linux");

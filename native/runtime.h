@@ -76,11 +76,21 @@ void rootfs_prepare(const jval *cfg, const char *bundle, const int *idmapped, si
 /* As the sandbox's root: overlay, the spec's mounts, devices, pivot_root. */
 void rootfs_setup(const jval *cfg, bool in_userns);
 void rootfs_finish(const jval *cfg);   /* after pivot_root: masked and read-only paths */
+/* After rootfs_setup: the scratch tmpfs (upper/ is the writable layer) that pid 1 keeps open, or -1. */
+int rootfs_scratch_fd(void);
+/* Opens path below rootfd (symlinks resolved as if rootfd were "/"), creating it when missing. */
+int open_in_root(int rootfd, const char *path, bool want_dir);
 void loopback_up(void);
 
 /* Whether processes a and b (0: this one) share their namespace of kind ns ("mnt", "user", ...);
  * false when either is gone. */
 bool same_namespace(pid_t a, pid_t b, const char *ns);
+
+/* ---- tree.c: file trees as record streams (commit, copyFrom, copyTo) ---- */
+/* Writes the tree at rootfd (a directory or a file) to out, ending with the end record. */
+void tree_emit(int rootfd, bool one_file_system, int out);
+/* Reads records from in and makes their entries below destfd, never through a symlink. */
+void tree_apply(int destfd, int in);
 
 /* ---- spawner.c ---- */
 int cmd_spawner(const char *listen_path, pid_t owner);

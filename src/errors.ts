@@ -60,3 +60,13 @@ export class ContainerExitedError extends ContainerError {
 
 /** A process in the sandbox was killed by the kernel for exceeding the memory limit. */
 export class OutOfMemoryError extends ContainerError {}
+
+/**
+ * Copying files into or out of a sandbox (copyTo, copyFrom, the files and directories options) failed:
+ * a missing source, an archive entry that is refused (an absolute or ".." path, one below a symlink,
+ * a device node), an owner the sandbox does not map, a destination that is not a directory.
+ */
+export class CopyError extends ContainerError {}
+
+/** A seeded image (seedImage, provideSeededImage) could not be built: the seed function or the commit failed. */
+export class SeedError extends ContainerError {}

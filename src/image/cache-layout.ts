@@ -6,7 +6,8 @@
 //                                    root-started sandboxes map (src/id-range.ts; -<uid>-<gid> when the
 //                                    gid range starts elsewhere), so they keep the image's owners inside
 //   <cache>/layers/<hex>/layer.json  what the unpack found (size, entries, xattr form)
-//   <cache>/images/<hex>.json        a resolved image (manifest digest -> config + layers); mtime = last use
+//   <cache>/images/<hex>.json        a resolved image (manifest digest -> config + layers); mtime = last use;
+//                                    a committed image is keyed by its OCI config's digest (its image id)
 //   <cache>/refs/<hex>.json          a pulled reference (registry or daemon) -> the manifest it resolved to
 //   <cache>/locks/                   flock files: one process fetches a layer (or pulls a reference) at a time
 //   <cache>/tmp/                     unpacks in progress; renamed into layers/ when verified
@@ -48,6 +49,20 @@ export interface ImageMemo {
   /** diff_ids, bottom-most first */
   layers: string[];
   overlayOptions: string[];
+  /** An image made by commit(): the image it was committed from, and its OCI image config (whose digest is its key). */
+  committed?: CommittedFrom;
+}
+
+export interface CommittedFrom {
+  /** the reference the sandbox was started from, and that image's key */
+  reference: string;
+  manifestDigest: string;
+  /** the committed layer: its diff_id and the size of its tar */
+  layer: string;
+  tarBytes: number;
+  committedAt: string;
+  /** the OCI image config this image is (its sha256 is manifestDigest) */
+  ociConfig: unknown;
 }
 
 export function layerKey(d: Digest): string {

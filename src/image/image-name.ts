@@ -5,6 +5,7 @@
 //   docker-archive:FILE[:NAME:TAG]   a docker save / podman save tar
 //   docker://REF                     a registry (REF as below)
 //   docker-daemon:NAME[:TAG]         the local Docker (or podman) daemon's image store
+//   cache:sha256:HEX                 an image in the layer cache by its key (what commit() returns)
 //   /abs, ./rel, ../rel, ~/rel       a path (layout directory or archive), as always
 //   anything else                    a path when it exists and is an image (a file, or a
 //                                    directory with index.json or manifest.json: existing
@@ -22,7 +23,8 @@ import type { RegistryReference } from './source/registry/reference.ts';
 export type ImageName =
   | { kind: 'files'; ref: ImageReference }
   | { kind: 'registry'; ref: RegistryReference; /** a bare name that is also an existing, non-image path: said in errors */ shadowedPath?: string }
-  | { kind: 'daemon'; name: string };
+  | { kind: 'daemon'; name: string }
+  | { kind: 'cached'; digest: string };
 
 const FILE_TRANSPORTS = ['oci:', 'oci-archive:', 'docker-archive:'];
 
@@ -31,6 +33,13 @@ export function classifyImageName(raw: string, cwd = process.cwd()): ImageName {
     if (raw.startsWith(prefix)) return { kind: 'files', ref: { ...parseReference(expandHome(raw.slice(prefix.length)), cwd), raw } };
   }
   if (raw.startsWith('docker://')) return { kind: 'registry', ref: { ...parseRegistryReference(raw.slice('docker://'.length)), raw } };
+  if (raw.startsWith('cache:')) {
+    const digest = raw.slice('cache:'.length);
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
+      throw new ImageError('IMAGE_INVALID_REFERENCE', `"${raw}" is not cache:sha256:<64 hex digits>`, { fix: 'use the reference commit() returned, as it is' });
+    }
+    return { kind: 'cached', digest };
+  }
   if (raw.startsWith('docker-daemon:')) {
     const name = raw.slice('docker-daemon:'.length);
     if (!name) throw new ImageError('IMAGE_INVALID_REFERENCE', `"${raw}" names no image`, { fix: 'write docker-daemon:NAME[:TAG], e.g. docker-daemon:my-app:latest' });

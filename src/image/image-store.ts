@@ -66,6 +66,7 @@ export function toResolved(reference: string, cache: string, memo: ImageMemo): R
   return {
     reference,
     manifestDigest: memo.manifestDigest,
+    layers: [...memo.layers],
     // Top-most first. A layer repeated lower down (e.g. the empty layer) is dropped: the upper
     // copy already covers it, and overlay refuses the same lower dir twice.
     lowerDirs: [...new Set(memo.layers.map((d) => lowerDir(cache, layerKey(parseDigest(d, reference)))).reverse())],

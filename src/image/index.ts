@@ -9,3 +9,5 @@ export type { SourceProbe } from './probe-source.ts';
 export { classifyImageName } from './image-name.ts';
 export { defaultCacheDir } from './cache-layout.ts';
 export type { ImageConfig, LayerLimits, Platform, PullPolicy, RegistriesConfig, ResolvedImage, ResolveOptions } from './types.ts';
+export { LayerCommit, CACHE_TRANSPORT } from './commit/commit-layer.ts';
+export type { CommitBase, CommitResult } from './commit/commit-layer.ts';

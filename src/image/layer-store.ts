@@ -99,11 +99,12 @@ async function unpackAll(missing: [string, LayerPlan][], ctx: StoreContext): Pro
     for (const { tmp } of staged) removeTree(tmp);
     throw cacheFault(failed.reason, ctx.cache, ctx.reference);
   }
-  for (const { key, tmp } of staged) commit(key, tmp, ctx.cache);
+  for (const { key, tmp } of staged) placeLayer(key, tmp, ctx.cache);
   log('unpacked %d layers of %s in %d ms', missing.length, ctx.reference, Date.now() - started);
 }
 
-function commit(key: string, tmp: string, cache: string): void {
+/** Renames an unpacked layer (tmp/fs + tmp/layer.json) into place; one that got there first is kept and ours dropped. */
+export function placeLayer(key: string, tmp: string, cache: string): void {
   try {
     renameSync(tmp, layerDir(cache, key));
   } catch (err) {

@@ -17,6 +17,7 @@ export interface SourceProbe {
 export async function probeImageSource(ref: string, registries?: RegistriesConfig): Promise<SourceProbe> {
   const name = classifyImageName(ref);
   if (name.kind === 'files') return { kind: 'files', summary: `${name.ref.path} (a local image, read from disk)` };
+  if (name.kind === 'cached') return { kind: 'files', summary: `${name.digest} (an image in the layer cache)` };
   if (name.kind === 'daemon') {
     const { daemonPuller } = await import('./source/daemon.ts');
     const puller = daemonPuller(name.name, defaultCacheDir(), hostPlatform());

@@ -50,6 +50,15 @@ export async function resolveImage(ref: string, options: ResolveOptions = {}): P
       throw name.shadowedPath ? withPathHint(err, ref, name.shadowedPath) : err;
     }
   }
+  if (name.kind === 'cached') {
+    const memo = readImageMemo(cache, name.digest);
+    if (!memo) {
+      throw new ImageError('IMAGE_NOT_IN_CACHE', `${ref} is not in the image cache at ${cache} (pruned, made in another cache, or a layer of it is gone)`, {
+        fix: 'commit it again (a seeded image is re-seeded on the next run of its globalSetup); check VITEST_CONTAINER_CACHE is the same for every process',
+      });
+    }
+    return toResolved(ref, cache, memo);
+  }
   if (name.kind === 'daemon') {
     const { daemonPuller } = await import('./source/daemon.ts');
     return pullImage(ref, daemonPuller(name.name, cache, platform), formatPlatform(platform), cache, options);

@@ -23,6 +23,8 @@ export interface ResolvedImage {
   manifestDigest: string;
   /** overlay lower directories, TOP-MOST layer FIRST (overlay's lowerdir order) */
   lowerDirs: string[];
+  /** the layers' diff_ids, BOTTOM-MOST first (the config's order): what an image committed on top of this one lists below its own */
+  layers: string[];
   /** extra overlay mount options these layers need, e.g. ['userxattr'] when unpacked rootless with user.overlay.* xattrs */
   overlayOptions: string[];
   config: ImageConfig;

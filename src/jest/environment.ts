@@ -9,6 +9,8 @@ import { assertSupportedNode } from '../node-version.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
 import { FileSandbox } from '../session/file-sandbox.ts';
 import { shareRegistries } from '../session/realm.ts';
+import { seededImages } from '../seed/provide.ts';
+import { leaveForReporter } from '../report/handoff.ts';
 
 // testEnvironmentOptions keys that belong to jest-environment-node, not to the container.
 const JEST_KEYS = new Set(['customExportConditions', 'globalsCleanup']);
@@ -37,16 +39,19 @@ export default class ContainerEnvironment extends TestEnvironment {
     // Test code in Jest reaches it as the global `container` (the same typed object as Vitest's import).
     // Set once started: Jest walks the values put on its global.
     global.container = containerProxy(() => this.#sandbox);
+    // Seeded images a globalSetup handed over (provideSeededImage), by name: seededImages.postgres.
+    global.seededImages = seededImages();
   }
 
   override async teardown(): Promise<void> {
     const global = this.global as unknown as Record<PropertyKey, unknown> | null;
     if (global) {
       delete global.container;
+      delete global.seededImages;
       delete global[FILE_SANDBOX];
     }
     try {
-      await this.#sandbox.finish(this.#testPath);
+      await this.#sandbox.finish(this.#testPath, (resources) => leaveForReporter(this.#testPath, resources));
     } finally {
       await this.#sandbox.teardown();
       await super.teardown();

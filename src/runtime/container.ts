@@ -15,6 +15,9 @@ import type { RuntimeImage } from './image.ts';
 import { consumed, launchRuntime, type RuntimeProcess } from './launch.ts';
 import type { NormalizedOptions } from './options.ts';
 import type { ProcessSpec, RuntimeSpec } from './spec.ts';
+import { commitSandbox, type CommitOptions, type CommitTarget } from './commit.ts';
+import { copyFromSandbox, copyToSandbox, type CopySource, type CopyTarget, type CopyToOptions } from './copy.ts';
+import type { Readable as ReadableStream } from 'node:stream';
 
 const log = logger('runtime');
 
@@ -113,6 +116,11 @@ export class Container implements AsyncDisposable {
   /** The sandbox's pid namespace: exec and file access check it, so a reused pid is never joined. */
   #pidNamespace = '0';
   #mainExit: { code: number; signal?: number } | undefined;
+  /** pid 1's descriptor of the scratch tmpfs that holds the writable layer (what commit reads) */
+  #scratchFd: number | undefined;
+  /** @internal Resolves when pid 1 holds before the main process (started with files to copy in: see start.ts). */
+  readonly held: Promise<void>;
+  #onHeld!: () => void;
   #finalStats: ContainerStats | undefined;
   #exit: ExitInfo | undefined;
   #stopRequested = false;
@@ -142,11 +150,14 @@ export class Container implements AsyncDisposable {
       rejectStarted = (e) => { startSettled = true; rej(e); };
     });
     this.started.catch(() => {}); // observed through startContainer
+    this.held = new Promise((resolve) => { this.#onHeld = resolve; });
     onEvents(this.#monitor.status, (e: RuntimeEvent) => {
       log('%s event %o', this.id, e);
       switch (e.type) {
         case 'created': this.pid = e.pid; this.#pidNamespace = pidNamespaceOf(e.pid); break;
         case 'port': this.#ports.set(e.port, e.hostPort); break;
+        case 'rootfs': this.#scratchFd = e.scratchFd; break;
+        case 'held': this.#onHeld(); break;
         case 'started': resolveStarted(); break;
         case 'exec-failed': if (!startSettled) rejectStarted(commandNotFound(e.path, e.code)); break;
         case 'error': if (!startSettled) rejectStarted(runtimeError(e, init.rootless)); break;
@@ -405,6 +416,48 @@ export class Container implements AsyncDisposable {
     await child.closed;
     if (!done) throw new SandboxError('FILE_ACCESS_FAILED', failure ?? `file access in sandbox ${this.id} failed`);
     return Buffer.concat(out);
+  }
+
+  #target(): CommitTarget & CopyTarget {
+    const self = this;
+    return {
+      id: this.id, pid: this.pid, pidNamespace: this.#pidNamespace, runRoot: this.#init.runRoot, image: this.image, options: this.options,
+      running: this.running, scratchFd: this.#scratchFd,
+      stop: (o) => self.stop(o),
+      resolveUser: (user) => self.#init.resolveUser(user),
+    };
+  }
+
+  /**
+   * Makes an image of the sandbox as it is now: its image with everything written, changed and deleted
+   * since it started on top, as a new layer in the shared layer cache. Resolves to a reference
+   * (`cache:sha256:…`) that `image` accepts in this process and any other on this machine. The layer is
+   * read while the sandbox runs: have the service write out its state first (Redis `SAVE`, Postgres
+   * `CHECKPOINT`), or pass `stop: true` to stop it cleanly and commit what it left.
+   */
+  commit(options: CommitOptions = {}): Promise<string> {
+    return commitSandbox(this.#target(), options);
+  }
+
+  /**
+   * Copies into the sandbox: a host directory's contents into containerPath (made when missing), a host
+   * file to containerPath, bytes as the file at containerPath, or a tar stream's entries below containerPath. Paths resolve inside the
+   * sandbox's root; below containerPath nothing is written through a symlink; absolute, ".." and
+   * device entries are refused.
+   */
+  copyTo(source: CopySource, containerPath: string, options: CopyToOptions = {}): Promise<void> {
+    return copyToSandbox(this.#target(), source, containerPath, options);
+  }
+
+  /**
+   * What is at containerPath in the sandbox (a directory's contents, or a file) as a tar stream; with
+   * hostDir, extracted there instead (files become the caller's, setuid bits and device nodes are dropped).
+   * Mount points below containerPath are listed, not entered.
+   */
+  copyFrom(containerPath: string): ReadableStream;
+  copyFrom(containerPath: string, hostDir: string): Promise<void>;
+  copyFrom(containerPath: string, hostDir?: string): ReadableStream | Promise<void> {
+    return hostDir === undefined ? copyFromSandbox(this.#target(), containerPath) : copyFromSandbox(this.#target(), containerPath, hostDir);
   }
 
   /** Reads a file inside the sandbox (paths resolve against the sandbox's root, symlinks included). */

@@ -5,6 +5,12 @@ export type RuntimeEvent =
   | { type: 'created'; pid: number }
   | { type: 'port'; port: number; hostPort: number }
   | { type: 'started' }
+  /** pid 1 keeps the scratch tmpfs (upper/ is the writable layer) open as this fd: what a commit reads */
+  | { type: 'rootfs'; scratchFd: number }
+  /** the root is ready and the main process waits for SIGCONT (files are copied in meanwhile) */
+  | { type: 'held' }
+  /** a `tree --hold` has its tree open and waits for a byte on its control channel */
+  | { type: 'ready' }
   | { type: 'exec-failed'; errno: number; code: string; path: string }
   | { type: 'exit'; code: number; signal?: number }
   | { type: 'stopped'; code: number; signal?: number }

@@ -5,6 +5,7 @@ import { ImageError, InvalidOptionsError } from '../errors.ts';
 
 export type { ImageConfig } from '../image/types.ts';
 import type { ImageConfig } from '../image/types.ts';
+import type { CommitBase } from '../image/commit/commit-layer.ts';
 
 export interface Identity { uid: number; gid: number; additionalGids: number[] }
 
@@ -18,6 +19,8 @@ export interface RuntimeImage {
   /** The layers are a host directory with host owners (rootfs:), not layers unpacked for sandboxes: idmapped when started by root. */
   hostOwned?: boolean;
   config: ImageConfig;
+  /** An image of the layer cache (not 'host' nor 'rootfs:'): what an image committed from the sandbox builds on. */
+  base?: CommitBase;
   resolveUser(user: string): Promise<Identity>;
 }
 
@@ -93,6 +96,11 @@ export async function loadImage(reference: string, pulling: { pull?: 'missing' |
   // "/" would hide them, and a user namespace may not overlay such a tree whole. So the root is
   // composed: one overlay per top-level directory, directories holding mounts bound read-only.
   if (reference === 'host') return { ...hostImage, compose: 'toplevel' };
+  // A seeded image handed over by a globalSetup (src/seed/provide.ts), by name.
+  if (reference.startsWith('seeded:')) {
+    const { seededImage } = await import('../seed/provide.ts');
+    return loadImage(seededImage(reference.slice('seeded:'.length)), pulling);
+  }
   // Loaded on first use: the 'host' image needs none of it.
   const { resolveImage, resolveUser } = await import('../image/index.ts');
   const resolved = await resolveImage(reference, { pull: pulling.pull, platform: pulling.platform });
@@ -101,6 +109,7 @@ export async function loadImage(reference: string, pulling: { pull?: 'missing' |
     lowerDirs: resolved.lowerDirs,
     overlayOptions: resolved.overlayOptions,
     config: resolved.config,
+    base: { reference, manifestDigest: resolved.manifestDigest, layers: resolved.layers, overlayOptions: resolved.overlayOptions },
     resolveUser: (user) => resolveUser(resolved, user),
   };
 }

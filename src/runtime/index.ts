@@ -1,7 +1,11 @@
 export { createNetwork, startContainer, withContainer } from './start.ts';
 export { Network } from '../net/network.ts';
 export { Container, type ContainerStats, type ExecOptions, type ExecProcess, type ExecResult, type ExitInfo } from './container.ts';
-export { normalizeOptions, parseBytes, type ContainerOptions, type MountOption } from './options.ts';
+export { normalizeOptions, parseBytes, type ContainerOptions, type DirectoryCopyOption, type FileCopyOption, type MountOption } from './options.ts';
+export type { CommitOptions } from './commit.ts';
+export type { CopySource, CopyToOptions } from './copy.ts';
+export { seedImage, type SeedImageOptions, type SeededImage } from '../seed/seed-image.ts';
+export { provideSeededImage, seededImage, seededImages, type SeedProject } from '../seed/provide.ts';
 export { buildSpec, type RuntimeSpec } from './spec.ts';
 export { cgroupDriver } from './cgroups/index.ts';
 export { hostInfo } from './host.ts';

@@ -2,6 +2,7 @@
 // the Vitest and Jest environments), and its validation: unknown keys and
 // impossible values are refused here, before anything is created.
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { InvalidOptionsError } from '../errors.ts';
 import { normalizePorts, type PortOption } from '../net/ports.ts';
 import type { Network } from '../net/network.ts';
@@ -15,6 +16,30 @@ export interface MountOption {
   /** Absolute path inside the sandbox. */
   target: string;
   readonly?: boolean;
+}
+
+/** A file copied into the sandbox before its main process starts: a host file, or the given content. */
+export interface FileCopyOption {
+  /** Host path (relative paths from the current directory). Either this or content. */
+  source?: string;
+  /** The file's content. Either this or source. */
+  content?: string;
+  /** Absolute path of the file in the sandbox (parent directories are made). */
+  target: string;
+  /** Its mode (default: the host file's, or 0644 for content). */
+  mode?: number;
+  /** Its owner: 'name', 'uid', 'name:group' or 'uid:gid', resolved in the image (default: root). */
+  owner?: string;
+}
+
+/** A host directory whose contents are copied into the sandbox before its main process starts. */
+export interface DirectoryCopyOption {
+  /** Host directory (relative paths from the current directory). */
+  source: string;
+  /** Absolute path of the directory in the sandbox (made when missing). */
+  target: string;
+  /** Owner of everything copied (default: root). */
+  owner?: string;
 }
 
 export interface ContainerOptions {
@@ -55,6 +80,10 @@ export interface ContainerOptions {
   cgroupParent?: string;
   /** Ports inside the sandbox to reach from the test on 127.0.0.1 (the image's ExposedPorts are added). */
   ports?: PortOption[];
+  /** Files copied in before the main process starts (as Testcontainers' withCopyFilesToContainer / withCopyContentToContainer). */
+  files?: FileCopyOption[];
+  /** Host directories whose contents are copied in before the main process starts (withCopyDirectoriesToContainer). */
+  directories?: DirectoryCopyOption[];
   /** When the sandbox counts as started: a log line, a port, a command, an HTTP status, the image's healthcheck. */
   waitFor?: WaitFor | WaitFor[];
   /** Milliseconds the waits may take. Default 60000. */
@@ -95,6 +124,9 @@ export interface NormalizedOptions {
   stopTimeout: number;
   cgroupParent: string;
   ports: { port: number; hostPort: number }[];
+  /** sources resolved to absolute host paths */
+  files: FileCopyOption[];
+  directories: DirectoryCopyOption[];
   waitFor: WaitFor[];
   timeout: number;
   network: Network | string | undefined;
@@ -106,7 +138,7 @@ export interface NormalizedOptions {
 
 const KNOWN_KEYS = new Set<string>([
   'image', 'pull', 'platform', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
-  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout', 'network', 'alias', 'internet', 'seccomp',
+  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'files', 'directories', 'waitFor', 'timeout', 'network', 'alias', 'internet', 'seccomp',
 ]);
 
 /**
@@ -169,6 +201,43 @@ function cpusetCpus(spec: string, hostCpus: number): void {
     const hi = Number(m[2] ?? m[1]);
     if (hi >= hostCpus) invalid(`cpuset: CPU ${hi} does not exist (this host has CPUs 0-${hostCpus - 1})`);
   }
+}
+
+function copyTarget(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !value.startsWith('/')) invalid(`${what}.target must be an absolute path in the sandbox`);
+  noNul(value, `${what}.target`);
+  return value;
+}
+
+function copyOwner(value: unknown, what: string): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || !value)) invalid(`${what}.owner must be a user ('name', 'uid', 'name:group' or 'uid:gid')`);
+  return value as string | undefined;
+}
+
+function fileCopies(value: unknown): FileCopyOption[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) invalid('files must be an array of { source | content, target, mode?, owner? }');
+  return value.map((f: FileCopyOption, i) => {
+    const what = `files[${i}]`;
+    if (!f || typeof f !== 'object') invalid(`${what} must be { source | content, target }`);
+    if ((f.source === undefined) === (f.content === undefined)) invalid(`${what} needs either source (a host file) or content, not both`);
+    if (f.source !== undefined && (typeof f.source !== 'string' || !f.source)) invalid(`${what}.source must be a host path`);
+    if (f.content !== undefined && typeof f.content !== 'string') invalid(`${what}.content must be a string`);
+    if (f.mode !== undefined && (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o7777)) invalid(`${what}.mode must be a file mode like 0o644`);
+    const target = copyTarget(f.target, what);
+    if (target.endsWith('/')) invalid(`${what}.target must name the file, not a directory`);
+    return { ...f, target, owner: copyOwner(f.owner, what), ...(f.source !== undefined ? { source: resolve(f.source) } : {}) };
+  });
+}
+
+function directoryCopies(value: unknown): DirectoryCopyOption[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) invalid('directories must be an array of { source, target, owner? }');
+  return value.map((d: DirectoryCopyOption, i) => {
+    const what = `directories[${i}]`;
+    if (!d || typeof d !== 'object' || typeof d.source !== 'string' || !d.source) invalid(`${what} needs a host directory as source`);
+    return { source: resolve(d.source), target: copyTarget(d.target, what), owner: copyOwner(d.owner, what) };
+  });
 }
 
 export function normalizeOptions(options: ContainerOptions = {}): NormalizedOptions {
@@ -266,6 +335,8 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
     stopTimeout,
     cgroupParent: cgroupParent.replace(/\/+$/, '') || '/',
     ports: normalizePorts(options.ports),
+    files: fileCopies(options.files),
+    directories: directoryCopies(options.directories),
     waitFor: normalizeWaitFor(options.waitFor),
     timeout,
     network: options.network,

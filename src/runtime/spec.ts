@@ -38,6 +38,8 @@ export const ANNOTATIONS = {
   compose: 'org.vitest-container.rootfs.compose',
   freshDirs: 'org.vitest-container.rootfs.fresh-dirs',
   idmapLayers: 'org.vitest-container.rootfs.idmap',
+  /** "true": pid 1 waits for SIGCONT before it starts the main process (files are copied in meanwhile) */
+  hold: 'org.vitest-container.hold',
 } as const;
 
 /** The writable layer's size cap when tmpfsSize is not given (it holds the root's writes and /tmp). */
@@ -178,6 +180,7 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
   // its id range): its top-level directories are bound read-only instead of overlaid, at a fraction of the cost.
   if (image.compose) annotations[ANNOTATIONS.compose] = idmapsHostIds ? 'toplevel-readonly' : image.compose;
   if (image.hostOwned && idmapsHostIds) annotations[ANNOTATIONS.idmapLayers] = 'true';
+  if (options.files.length || options.directories.length) annotations[ANNOTATIONS.hold] = 'true';
   const seccomp = privileged ? undefined : seccompFor(options.seccomp, caps);
   const ports = forwardedPorts(options, image);
   if (ports.length) annotations[PORTS_ANNOTATION] = portsAnnotation(ports);

@@ -1,5 +1,6 @@
 // startContainer / withContainer: options → image → cgroup → bundle → sandbox.
-import { HostCapabilityError, InvalidOptionsError, type ContainerError } from '../errors.ts';
+import { statSync } from 'node:fs';
+import { CopyError, HostCapabilityError, InvalidOptionsError, type ContainerError } from '../errors.ts';
 import { cgroupDriver, type SandboxCgroup } from './cgroups/index.ts';
 import { Container } from './container.ts';
 import { hostInfo } from './host.ts';
@@ -104,6 +105,14 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
       resolveUser: (u) => image.resolveUser(u), monitor, runRoot: host.runRoot,
     });
     try {
+      if (normalized.files.length || normalized.directories.length) {
+        await Promise.race([container.held, container.started]);
+        await copyIn(container, normalized).catch(async (err: unknown) => {
+          container.kill('SIGKILL');
+          throw err;
+        });
+        container.kill('SIGCONT'); // pid 1 starts the main process now
+      }
       await container.started;
     } catch (err) {
       await container.wait();
@@ -120,6 +129,23 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
     if (cgroup) await cgroup.remove().catch(() => {});
     removeBundle(runDir);
     throw err;
+  }
+}
+
+/** The files and directories options: copied in while pid 1 holds, before the main process exists. */
+async function copyIn(container: Container, options: ReturnType<typeof normalizeOptions>): Promise<void> {
+  for (const d of options.directories) {
+    const stats = statSync(d.source, { throwIfNoEntry: false });
+    if (!stats?.isDirectory()) {
+      throw new CopyError(stats ? 'COPY_INVALID_SOURCE' : 'COPY_SOURCE_NOT_FOUND', `directories: ${d.source} ${stats ? 'is not a directory' : 'does not exist'}`);
+    }
+    await container.copyTo(d.source, d.target, d.owner === undefined ? {} : { owner: d.owner });
+  }
+  for (const f of options.files) {
+    if (f.source !== undefined && !statSync(f.source, { throwIfNoEntry: false })?.isFile()) {
+      throw new CopyError('COPY_SOURCE_NOT_FOUND', `files: ${f.source} is not a file`);
+    }
+    await container.copyTo(f.source ?? Buffer.from(f.content!), f.target, { mode: f.mode, owner: f.owner });
   }
 }
 

@@ -17,7 +17,19 @@ import { releaseAll, releaseSandboxes } from './release.ts';
 
 const log = logger('session');
 
-export interface FileResources { peakMemoryBytes: number; cpuSeconds: number; oomKills: number; image: string }
+/** What a test file's sandbox used, as the reporters show it (recorded after the file's last test). */
+export interface FileResources {
+  peakMemoryBytes: number;
+  /** the sandbox's memory limit, when it has one */
+  memoryLimitBytes?: number;
+  cpuSeconds: number;
+  oomKills: number;
+  /** the sandbox's processes when the file ended (its pid 1 not counted) */
+  pids?: number;
+  /** forks refused at its pids limit */
+  rejectedForks?: number;
+  image: string;
+}
 
 /**
  * The runner's options for every file with a file's own over them (a Vitest docblock would
@@ -104,14 +116,22 @@ export class FileSandbox implements FileSandboxHandle {
     this.#root = root;
   }
 
-  /** After the file's last test: what it used, and a clear failure if the kernel killed something for memory. */
-  async finish(file: string): Promise<FileResources | undefined> {
+  /**
+   * After the file's last test: what it used (handed to `record` first, so that a file that then fails
+   * for memory is reported with its numbers too), and a clear failure if the kernel killed something for memory.
+   */
+  async finish(file: string, record?: (resources: FileResources) => void): Promise<FileResources | undefined> {
     const c = this.container;
     if (!c) return undefined;
     const stats = await c.stats().catch(() => undefined);
     const exit = c.running ? undefined : await c.wait();
     const where = relative(this.#root, file) || file;
-    const resources = stats && { peakMemoryBytes: stats.memory.peakBytes, cpuSeconds: stats.cpu.usageSeconds, oomKills: stats.oomKills, image: c.image.reference };
+    const limit = stats?.memory.limitBytes ?? c.options.memoryBytes;
+    const resources: FileResources | undefined = stats && {
+      peakMemoryBytes: stats.memory.peakBytes, ...(limit !== undefined ? { memoryLimitBytes: limit } : {}), cpuSeconds: stats.cpu.usageSeconds,
+      oomKills: stats.oomKills, pids: stats.pids.current, rejectedForks: stats.pids.rejectedForks, image: c.options.image,
+    };
+    if (resources) record?.(resources);
     if ((stats && stats.oomKills > 0) || exit?.oomKilled) {
       const limit = c.options.memoryBytes;
       throw new OutOfMemoryError('OOM_KILLED',

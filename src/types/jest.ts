@@ -9,4 +9,6 @@ export type { JestEnvironmentOptions } from './options.ts';
 declare global {
   /** The test file's own sandbox (testEnvironment: 'vitest-environment-container/jest'). */
   var container: FileContainer;
+  /** Seeded images the run's globalSetup handed over (provideSeededImage), by name: references for `image`. */
+  var seededImages: Record<string, string>;
 }

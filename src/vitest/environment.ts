@@ -48,8 +48,7 @@ export class VitestFileSandbox extends FileSandbox {
     // projects import without Vitest installed. Vitest has it loaded by now.
     const { afterAll } = await import('vitest');
     afterAll(async ({}, suite) => {
-      const resources = await this.finish(file);
-      if (resources) suite.meta.container = resources;
+      await this.finish(file, (resources) => { suite.meta.container = resources; });
     });
   }
 }
