@@ -578,8 +578,11 @@ static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, in
     /* Still alive after the open: the /proc entry we opened was pid 1's, not a reused pid's. */
     if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) die("tree", NULL, ESRCH, "the sandbox ended");
     enter_namespaces(pidfd, pid, CLONE_NEWUSER);
+    if (joined_user_namespace) become_namespace_root();
   } else {
     enter_namespaces(pidfd, pid, CLONE_NEWUSER | CLONE_NEWNS);
+    /* The sandbox's root from here on: what is made belongs to it, and host root's rights are not its. */
+    if (joined_user_namespace) become_namespace_root();
     int top = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (top < 0) die("tree", "/", errno, "opening the sandbox's root");
     if (write_path) {
@@ -606,7 +609,6 @@ static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, in
     close(top);
   }
   close(pidfd);
-  if (joined_user_namespace) become_namespace_root();
   if (write_path) {
     struct stat st;
     if (fstat(root, &st) < 0 || !S_ISDIR(st.st_mode)) die("tree", write_path, ENOTDIR, "the destination is not a directory");

@@ -139,6 +139,7 @@ class ArchiveToRecords implements TarSink {
 async function writeTree(target: CopyTarget, dest: string, what: string, produce: (tree: TreeProcess) => Promise<void>): Promise<void> {
   if (!target.running || !target.pid) throw new CopyError('NOT_RUNNING', `${what}: sandbox ${target.id} is not running`);
   const tree = await launchTree(target, ['--write', dest], { stdin: true, fail: treeFailure(what, target) });
+  tree.stdout.resume(); // it writes nothing there; read to its end all the same
   try {
     await produce(tree);
     tree.stdin!.end(endRecord());
@@ -232,7 +233,7 @@ export async function copyToSandbox(target: CopyTarget, source: CopySource, cont
   if (!stats.isDirectory()) throw new CopyError('COPY_INVALID_SOURCE', `${what}: not a file or a directory`);
   const { c } = await import('tar');
   // node-tar reads the caller's own directory; its archive is checked like any other on the way in.
-  const archive = c({ cwd: abs, portable: true }, ['.']) as unknown as AsyncIterable<Buffer>;
+  const archive = c({ cwd: abs }, ['.']) as unknown as AsyncIterable<Buffer>;
   return sendArchive(target, archive, path, owner ?? { uid: 0, gid: 0 }, what);
 }
 

@@ -53,9 +53,11 @@ export async function launchTree(target: TreeTarget, args: string[], options: { 
   return {
     stdout: child.stdout, stdin: child.stdin, ready, done, reported,
     go: () => { child.control.write(Buffer.from([1])); },
+    // It ends on its own, its status read to the end: stdin at its end (a write stops), stdout gone (a read
+    // stops at EPIPE), the control channel half-closed (a hold gives up).
     kill: () => {
       child.stdin?.destroy();
-      child.control.destroy(); // its control connection gone, it exits (and a hold gives up)
+      child.control.end();
       child.release();
     },
   };

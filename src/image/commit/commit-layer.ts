@@ -59,7 +59,12 @@ export class LayerCommit {
   #file: TarWriteEntry | undefined;
   #done = false;
 
-  constructor(base: CommitBase, config: ImageConfig, cache = defaultCacheDir()) {
+  readonly #onTar: ((bytes: Buffer) => void) | undefined;
+
+  /** onTar: sees the layer's tar as it is made (its sha256 is the diff_id): for an export, or a test. */
+  constructor(base: CommitBase, config: ImageConfig, options: { cache?: string; onTar?: (bytes: Buffer) => void } = {}) {
+    const cache = options.cache ?? defaultCacheDir();
+    this.#onTar = options.onTar;
     this.#cache = cache;
     this.#base = base;
     this.#config = config;
@@ -76,6 +81,7 @@ export class LayerCommit {
 
   #tar(bytes: Buffer): void {
     this.#hash.update(bytes);
+    this.#onTar?.(bytes);
     this.#tarBytes += bytes.length;
   }
 
