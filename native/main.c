@@ -4,6 +4,7 @@
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--seccomp FILE] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
  *   vtc-runtime tree --pid PID (--upper FD [--hold] | --read PATH [--one-file-system] | --write PATH)
+ *   vtc-runtime tree --write PATH                  (a host directory, as the caller)
  *   vtc-runtime spawner [--listen PATH --owner PID]   (starts the others for Node: see spawner.c)
  *   vtc-runtime features
  *
@@ -556,15 +557,20 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
 }
 
 /* A tree of the sandbox as a record stream (see tree.c): its writable layer (--upper, the scratch fd
- * pid 1 reported) or a path (--read) to stdout, or stdin's records into a directory (--write). It runs
+ * pid 1 reported) or a path (--read) to stdout, or stdin's records into a directory (--write; without
+ * --pid, a directory of the host, with the caller's own rights: copyFrom's destination). It runs
  * as the sandbox's root in the sandbox's user namespace, so owners read and written are the sandbox's
  * ids; paths resolve inside the sandbox's root as readFile's do. --hold: once the tree is open, wait for
  * a byte on the control channel before reading it (the caller stops the sandbox meanwhile: the open
  * layer outlives it). */
 static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, int upper_fd, bool hold, bool one_fs, int control_fd) {
-  int pidfd = open_sandbox(pid);
+  int pidfd = pid ? open_sandbox(pid) : -1;
   int root;
-  if (upper_fd >= 0) {
+  if (!pid) {
+    /* No sandbox: a host directory the caller chose (copyFrom's), written with the caller's own rights. */
+    root = open(write_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) die("tree", write_path, errno, "cannot open the destination directory");
+  } else if (upper_fd >= 0) {
     /* Through pid 1's descriptor, before joining anything: started by root pid 1 is not dumpable, and
      * only the host's root may open its fds. We stay in the host's mount namespace, and use nothing
      * but this directory, always relative to it and never through a symlink. */
@@ -608,7 +614,7 @@ static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, in
     }
     close(top);
   }
-  close(pidfd);
+  if (pidfd >= 0) close(pidfd);
   if (write_path) {
     struct stat st;
     if (fstat(root, &st) < 0 || !S_ISDIR(st.st_mode)) die("tree", write_path, ENOTDIR, "the destination is not a directory");
@@ -710,7 +716,7 @@ int main(int argc, char **argv) {
     return cmd_file(pid, read_path, write_path, mode);
   }
   if (!strcmp(cmd, "tree")) {
-    if (!pid || (upper_fd >= 0) + !!read_path + !!write_path != 1 || (hold && control_fd < 0)) usage();
+    if ((!pid && !write_path) || (upper_fd >= 0) + !!read_path + !!write_path != 1 || (hold && control_fd < 0)) usage();
     return cmd_tree(pid, read_path, write_path, upper_fd, hold, one_fs, control_fd);
   }
   if (!strcmp(cmd, "features")) {

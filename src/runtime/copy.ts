@@ -243,25 +243,20 @@ export async function copyToSandbox(target: CopyTarget, source: CopySource, cont
 class RecordsToTar implements TreeSink {
   readonly queue: Buffer[] = [];
   readonly #rootName: string;
-  /** made for a host directory: no device nodes, no setuid or setgid bits */
-  readonly #forHost: boolean;
   #file: TarWriteEntry | undefined;
   #emitting = false;
 
-  constructor(rootName: string, forHost: boolean) {
+  constructor(rootName: string) {
     this.#rootName = rootName;
-    this.#forHost = forHost;
   }
 
   entry(e: TreeEntry): void {
     this.#file = undefined;
     this.#emitting = false;
     if (e.path === '' && e.kind === 'dir') return; // the directory read: its entries are the archive
-    const path = e.path === '' ? this.#rootName : e.path;
-    if (e.kind === 'socket') return;
-    if ((e.kind === 'char' || e.kind === 'block') && this.#forHost) return;
+    if (e.kind === 'socket') return; // a tar cannot hold one
     const out: TarWriteEntry = {
-      path, type: e.kind, mode: this.#forHost ? e.mode & 0o1777 : e.mode, uid: e.uid, gid: e.gid, size: e.kind === 'file' ? e.size : 0,
+      path: e.path === '' ? this.#rootName : e.path, type: e.kind, mode: e.mode, uid: e.uid, gid: e.gid, size: e.kind === 'file' ? e.size : 0,
       mtime: e.mtime, linkpath: e.link, devmajor: e.devmajor, devminor: e.devminor, xattrs: e.xattrs,
     };
     this.queue.push(encodeTarHeader(out));
@@ -279,16 +274,49 @@ class RecordsToTar implements TreeSink {
   }
 }
 
-async function* tarOf(target: CopyTarget, containerPath: string, forHost: boolean): AsyncGenerator<Buffer> {
+/**
+ * Records from `tree --read` made fit for a host directory: the caller's own files (no owners from
+ * the sandbox), no setuid or setgid bits, no device nodes or sockets, only user.* xattrs (a file
+ * capability planted in a sandbox must not become one on the host).
+ */
+class RecordsForHost implements TreeSink {
+  readonly queue: Buffer[] = [];
+  readonly #rootName: string;
+  #emitting = false;
+
+  constructor(rootName: string) {
+    this.#rootName = rootName;
+  }
+
+  entry(e: TreeEntry): void {
+    this.#emitting = false;
+    if (e.path === '' && e.kind === 'dir') return; // the directory read is the destination itself
+    if (e.kind === 'socket' || e.kind === 'char' || e.kind === 'block') return;
+    const xattrs = e.xattrs && new Map([...e.xattrs].filter(([name]) => name.startsWith('user.')));
+    this.queue.push(encodeEntry({
+      ...e, path: e.path === '' ? this.#rootName : e.path, mode: e.mode & 0o1777, uid: process.getuid!(), gid: process.getgid!(),
+      xattrs: xattrs?.size ? xattrs : undefined,
+    }));
+    this.#emitting = true;
+  }
+
+  data(chunk: Buffer): void {
+    if (this.#emitting) this.queue.push(chunk);
+  }
+
+  endEntry(): void {}
+}
+
+/** `tree --read` of containerPath, each chunk through the sink; the generator yields what the sink queued. */
+async function* readTree(target: CopyTarget, containerPath: string, sink: TreeSink & { queue: Buffer[] }): AsyncGenerator<Buffer> {
   const what = `copyFrom ${containerPath}`;
   if (!target.running || !target.pid) throw new CopyError('NOT_RUNNING', `${what}: sandbox ${target.id} is not running`);
   const tree = await launchTree(target, ['--read', containerPath, '--one-file-system'], { fail: treeFailure(what, target) });
-  const tar = new RecordsToTar(posix.basename(containerPath) || 'root', forHost);
-  const decoder = new TreeDecoder(tar);
+  const decoder = new TreeDecoder(sink);
   try {
     for await (const chunk of tree.stdout as AsyncIterable<Buffer>) {
       decoder.push(chunk);
-      yield* tar.queue.splice(0);
+      yield* sink.queue.splice(0);
     }
     await tree.done;
     decoder.finish();
@@ -296,33 +324,46 @@ async function* tarOf(target: CopyTarget, containerPath: string, forHost: boolea
     tree.kill();
     throw (await tree.reported) ?? err;
   }
+}
+
+async function* tarOf(target: CopyTarget, containerPath: string): AsyncGenerator<Buffer> {
+  yield* readTree(target, containerPath, new RecordsToTar(posix.basename(containerPath) || 'root'));
   yield TAR_END;
 }
 
-/** copyFrom: what is at containerPath as a tar stream, or extracted into hostDir (resolves when done). */
+/** copyFrom: what is at containerPath as a tar stream, or written into hostDir (resolves when done). */
 export function copyFromSandbox(target: CopyTarget, containerPath: string): Readable;
 export function copyFromSandbox(target: CopyTarget, containerPath: string, hostDir: string): Promise<void>;
 export function copyFromSandbox(target: CopyTarget, containerPath: string, hostDir?: string): Readable | Promise<void> {
   const path = checkContainerPath(containerPath, 'copyFrom');
-  if (hostDir === undefined) return Readable.from(tarOf(target, path, false), { objectMode: false });
-  return extractInto(Readable.from(tarOf(target, path, true), { objectMode: false }), hostDir);
+  if (hostDir === undefined) return Readable.from(tarOf(target, path), { objectMode: false });
+  return extractInto(target, path, hostDir);
 }
 
-async function extractInto(tarStream: Readable, hostDir: string): Promise<void> {
+/**
+ * Into a host directory, by `tree --write` without a sandbox: with the caller's rights, every entry made
+ * below the directory and never through a symlink (one the directory had, or one the copy made), symlink
+ * targets kept as they are (node-tar's extractor would rewrite absolute ones and drop others).
+ */
+async function extractInto(target: CopyTarget, containerPath: string, hostDir: string): Promise<void> {
   if (typeof hostDir !== 'string' || !hostDir) throw new CopyError('COPY_INVALID_PATH', 'copyFrom: the host directory must be a path');
   const dir = isAbsolute(hostDir) ? hostDir : resolve(hostDir);
-  mkdirSync(dir, { recursive: true });
-  const { x } = await import('tar');
-  // node-tar refuses absolute and ".." names and never extracts through a symlink; files become
-  // the caller's (no owners from the sandbox), and the stream carries no setuid bits nor devices.
-  const unpack = x({ cwd: dir, preserveOwner: false });
-  await new Promise<void>((resolvePromise, reject) => {
-    tarStream.once('error', (err) => {
-      unpack.abort(err);
-      reject(err);
-    });
-    unpack.once('error', reject);
-    unpack.once('close', () => resolvePromise());
-    tarStream.pipe(unpack as unknown as Writable);
-  });
+  const what = `copyFrom ${containerPath} to ${dir}`;
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new CopyError('COPY_FAILED', `${what}: cannot make the directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  const records = readTree(target, containerPath, new RecordsForHost(posix.basename(containerPath) || 'root'));
+  const writer = await launchTree({ runRoot: target.runRoot }, ['--write', dir], { stdin: true, fail: treeFailure(what, target) });
+  writer.stdout.resume();
+  try {
+    for await (const chunk of records) await drainInto(writer.stdin!, [chunk]);
+    writer.stdin!.end(endRecord());
+    await writer.done;
+  } catch (err) {
+    writer.kill();
+    await records.return(undefined);
+    throw err instanceof CopyError && err.code !== 'COPY_FAILED' ? err : (await writer.reported) ?? err;
+  }
 }

@@ -32,8 +32,10 @@ export interface TreeProcess {
   kill(): void;
 }
 
-export async function launchTree(target: TreeTarget, args: string[], options: { stdin?: boolean; fail: (e: TreeErrorEvent | undefined) => ContainerError }): Promise<TreeProcess> {
-  const child = await launchRuntime(['tree', '--pid', String(target.pid), '--pidns', target.pidNamespace, ...args], { runRoot: target.runRoot, stdin: options.stdin ?? false });
+/** target: a sandbox, or (only the run root) none: a host directory written with the caller's rights. */
+export async function launchTree(target: TreeTarget | { runRoot: string }, args: string[], options: { stdin?: boolean; fail: (e: TreeErrorEvent | undefined) => ContainerError }): Promise<TreeProcess> {
+  const sandbox = 'pid' in target ? ['--pid', String(target.pid), '--pidns', target.pidNamespace] : [];
+  const child = await launchRuntime(['tree', ...sandbox, ...args], { runRoot: target.runRoot, stdin: options.stdin ?? false });
   let failure: TreeErrorEvent | undefined;
   let exitCode: number | undefined;
   let onReady!: () => void;

@@ -90,7 +90,7 @@ describe('committing an upper directory', () => {
 
     const file = join(tempDir('commit-tar'), 'layer.tar');
     writeFileSync(file, tar);
-    const gnu = execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-tvf', file], { encoding: 'utf8' });
+    const gnu = execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--quoting-style=literal', '-tvf', file], { encoding: 'utf8' });
     for (const name of ['data/.wh.gone.txt', 'olddir/.wh..wh..opq', 'data/hard link to data/new.txt', 'data/link -> ../etc/passwd', longName]) expect(gnu).toContain(name);
     const nodeTar: string[] = [];
     await new Promise<void>((resolve, reject) => {

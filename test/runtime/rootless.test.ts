@@ -22,6 +22,13 @@ const ROOTLESS_LANE: Record<string, string[]> = {
     'ENOSPC while unpacking is IMAGE_CACHE_FULL naming the cache and the fix; nothing is left of the attempt',
     'images prune removes a stale half-written memo',
   ],
+  'test/runtime/commit.test.ts': [
+    'Redis: SAVE, then commit; each fork serves the keys',
+    'Postgres: CHECKPOINT, then commit while it runs; a fork starts on the data with its rows',
+  ],
+  'test/image/commit-layer.test.ts': [],
+  'test/runtime/copy.test.ts': [],
+  'test/security/copy-hostile.test.ts': [],
   // every test here is about sandboxes started as root
   'test/security/host-root.test.ts': [
     'the sandbox\'s ids are an unprivileged host range, and its root is uid 0 only inside',

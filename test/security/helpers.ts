@@ -40,7 +40,7 @@ export function statusField(pid: number, field: string): string {
 }
 
 /** Busybox applets the security tests use, beyond busyboxRootfs's few. */
-const APPLETS = ['sleep', 'stat', 'touch', 'dd', 'df', 'tail', 'echo', 'mkdir', 'rm', 'ln', 'mkfifo', 'chmod', 'chown', 'env', 'pwd', 'readlink', 'uniq', 'wc'];
+const APPLETS = ['sleep', 'stat', 'touch', 'dd', 'df', 'tail', 'echo', 'mkdir', 'rm', 'ln', 'mkfifo', 'chmod', 'chown', 'env', 'pwd', 'readlink', 'uniq', 'wc', 'sed', 'cut', 'grep', 'true', 'find', 'sort'];
 
 /** An OCI layout in dir: a busybox root (files owned by the image's root) plus, optionally, a layer of given entries. */
 export function busyboxImage(dir: string, extra: TarEntrySpec[] = []): string {
