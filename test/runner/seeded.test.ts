@@ -88,7 +88,7 @@ describe.runIf(isRoot)('seeded images in a test run', { timeout: 180_000 }, () =
 
   test('Jest: globalSetup seeds, every file gets it as its environment\'s image and as the global seededImages', async () => {
     const json = join(work, 'jest-resources.json');
-    const r = await runJest('seeded-jest', ['--maxWorkers=2'], { ...env, VTC_REPORT_JSON: json });
+    const r = await runJest('seeded-jest', ['--maxWorkers=2'], { ...env, VTC_REPORT_JSON: json, VTC_JEST_CACHE: mkdtempSync(join(work, 'jest-cache-')) });
     expect(r.output).toMatch(/Tests:\s+2 passed, 2 total/);
     expect(r.code, r.output).toBe(0);
     // The Jest reporter saw both files' sandboxes.
