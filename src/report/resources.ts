@@ -40,12 +40,17 @@ export const JSON_ENV = 'VITEST_CONTAINER_REPORT_JSON';
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '—' : `${(bytes / 2 ** 20).toFixed(1)} MiB`);
 const secs = (s: number | undefined): string => (s === undefined ? '—' : `${s.toFixed(2)} s`);
 
+/** A file as the report names it: with its project's name when it has one. */
+function displayName(r: FileRow): string {
+  return r.project && r.project !== '.' ? `${r.project}/${r.file}` : r.file;
+}
+
 export function buildReport(rows: FileRow[], nearLimit = 0.9): ResourceReport {
-  const files = [...rows].sort((a, b) => `${a.project}/${a.file}`.localeCompare(`${b.project}/${b.file}`)).map((r) => {
+  const files = [...rows].sort((a, b) => displayName(a).localeCompare(displayName(b))).map((r) => {
     const memoryShare = r.memoryLimitBytes && r.peakMemoryBytes !== undefined ? r.peakMemoryBytes / r.memoryLimitBytes : undefined;
     return { ...r, memoryShare, nearMemoryLimit: memoryShare !== undefined && memoryShare >= nearLimit };
   });
-  const name = (r: FileRow) => `${r.project}/${r.file}`;
+  const name = (r: FileRow) => displayName(r);
   return { files, nearMemoryLimit: files.filter((f) => f.nearMemoryLimit).map(name), oomKilled: files.filter((f) => (f.oomKills ?? 0) > 0).map(name) };
 }
 
@@ -59,8 +64,8 @@ function imageName(image: string | undefined): string {
 export function formatReport(report: ResourceReport, nearLimit = 0.9): string {
   const header = ['file', 'result', 'image', 'peak memory', 'of limit', 'CPU time', 'OOM kills', 'pids'];
   const body = report.files.map((r) => [
-    `${r.project}/${r.file}`,
-    r.state === 'passed' ? `pass (${r.tests})` : r.state === 'skipped' ? 'skip' : `FAIL (${r.failed}/${r.tests})`,
+    displayName(r),
+    r.state === 'passed' ? `pass (${r.tests})` : r.state === 'skipped' ? 'skip' : r.failed ? `FAIL (${r.failed}/${r.tests})` : 'FAIL',
     imageName(r.image),
     mib(r.peakMemoryBytes),
     r.memoryShare === undefined ? '—' : `${r.nearMemoryLimit ? '! ' : ''}${Math.round(r.memoryShare * 100)}% of ${mib(r.memoryLimitBytes)}`,
