@@ -1,7 +1,7 @@
 // The example projects in examples/ run here through Vitest's and Jest's CLIs, as a
 // user would run them, so they never rot. Their images are built on first use by the
 // examples' globalSetup (rootfs/) and reused from .cache/images afterwards.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -51,22 +51,34 @@ function allPassed({ r, files }: { r: RunResult; files: FileResult[] }, expected
 }
 
 describe.runIf(isRoot)('examples/', { timeout: 600_000 }, () => {
-  test('redis: a real client, an empty database in every file; the demo reporter reads each file\'s resources', async () => {
-    const rows = join(out, 'redis-resources.jsonl');
-    const run = await vitest('redis', [`--reporter=${join(examples, 'demo', 'resource-reporter.ts')}`], { DEMO_RESOURCES_OUT: rows });
+  test('redis: a real client, an empty database in every file; the resource reporter reads each file\'s sandbox', async () => {
+    const json = join(out, 'redis-resources.json');
+    const run = await vitest('redis', ['--reporter=vitest-environment-container/reporter'], { VITEST_CONTAINER_REPORT_JSON: json });
     allPassed(run, { 'counters.test.ts': 2, 'queue.test.ts': 3, 'sessions.test.ts': 3 });
-    const used = readFileSync(rows, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const used = (JSON.parse(readFileSync(json, 'utf8')) as { files: { file: string; image: string; peakMemoryBytes: number; memoryLimitBytes: number; oomKills: number }[] }).files;
     expect(used.map((u) => u.file)).toEqual(['counters.test.ts', 'queue.test.ts', 'sessions.test.ts']);
+    expect(run.r.output).toMatch(/Resources per test file/);
     for (const u of used) {
       expect(u.image).toBe(join(examples, '..', '.cache', 'images', 'redis'));
       expect(u.peakMemoryBytes).toBeGreaterThan(1024 * 1024); // redis-server ran in it
-      expect(u.peakMemoryBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
+      expect(u.peakMemoryBytes).toBeLessThanOrEqual(u.memoryLimitBytes);
+      expect(u.memoryLimitBytes).toBe(128 * 1024 * 1024);
       expect(u.oomKills).toBe(0);
     }
   });
 
   test('postgres: a real pg client, a schema made in one file is absent in another', async () => {
     allPassed(await vitest('postgres'), { 'roles.test.ts': 2, 'same-names.test.ts': 3, 'schema.test.ts': 2 });
+  });
+
+  test('postgres, seeded: migrations and fixtures applied once; every file\'s server starts from the snapshot; the next run reuses it', async () => {
+    const cache = join(out, 'seeded-cache');
+    const config = ['--config', join(examples, 'postgres', 'vitest.seeded.config.ts')];
+    allPassed(await vitest('postgres', config, { VITEST_CONTAINER_CACHE: cache }), { 'catalog.test.ts': 3, 'orders.test.ts': 2 });
+    allPassed(await vitest('postgres', config, { VITEST_CONTAINER_CACHE: cache }), { 'catalog.test.ts': 3, 'orders.test.ts': 2 });
+    const seeds = readdirSync(join(cache, 'refs')).map((f) => JSON.parse(readFileSync(join(cache, 'refs', f), 'utf8')) as { reference: string; from: string })
+      .filter((r) => r.from === 'seed');
+    expect(seeds.map((r) => r.reference)).toEqual([expect.stringMatching(/^seed:postgres@sha256:/)]);
   });
 
   test('isolation: same port, same /tmp file, memory hogs, side by side in the container pool', async () => {

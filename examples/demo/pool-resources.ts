@@ -1,7 +1,8 @@
 // For the demo only: in `containerPool()` the test file's own worker is the
 // sandbox, and no file environment records what it used. This setup file reads
 // the worker's cgroup (cgroup v1 or v2) after the file's last test and puts it in
-// the file's task meta, where resource-reporter.ts finds it. Best effort: when the
+// the file's task meta, where the package's reporter (vitest-environment-container/reporter)
+// finds it, as it finds a file environment's. Best effort: when the
 // cgroup files are not readable, the row shows dashes.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

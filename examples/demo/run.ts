@@ -1,6 +1,8 @@
 // `npm run demo`: builds what the examples need (the native runtime, dist/, and the
 // redis and postgres images from Debian packages), runs every example project in
-// sandboxes, and prints what each test file's sandbox used. Exits non-zero if any
+// sandboxes, and prints what each test file's sandbox used: the package's own resource
+// reporters (vitest-environment-container/reporter and /jest-reporter) write each
+// example's report as JSON, and this prints them as one table. Exits non-zero if any
 // step or any test fails.
 //
 //   node_modules/node/bin/node examples/demo/run.ts      (Node >= 23.6: it is TypeScript)
@@ -8,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { formatTable, type FileRow } from './resource-reporter.ts';
+import { buildReport, formatReport, type FileRow } from '../../src/report/resources.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
 const demo = import.meta.dirname;
@@ -70,21 +72,18 @@ const rows: FileRow[] = [];
 let failed = false;
 for (const ex of examples) {
   const dir = join(repo, 'examples', ex.name);
-  const out = join(work, `${ex.name}.jsonl`);
+  const out = join(work, `${ex.name}.json`);
   step(`examples/${ex.name} (${ex.runner})`);
   let res: Ran;
-  let got: FileRow[] = [];
   if (ex.runner === 'vitest') {
     res = await run([join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', dir,
       ...(ex.config ? ['--config', ex.config] : []),
-      '--reporter=dot', `--reporter=${join(demo, 'resource-reporter.ts')}`], { cwd: dir, env: { DEMO_RESOURCES_OUT: out } });
-    got = readRows(out) as FileRow[];
+      '--reporter=dot', '--reporter=vitest-environment-container/reporter'], { cwd: dir, env: { VITEST_CONTAINER_REPORT_JSON: out } });
   } else {
-    const json = join(work, `${ex.name}.json`);
-    res = await run([join(repo, 'node_modules', 'jest', 'bin', 'jest.js'), '--json', `--outputFile=${json}`,
-      `--setupFilesAfterEnv=${join(demo, 'jest-resources.cjs')}`], { cwd: dir, env: { DEMO_RESOURCES_OUT: out } });
-    got = jestRows(ex.name, json, readRows(out) as JestResources[]);
+    res = await run([join(repo, 'node_modules', 'jest', 'bin', 'jest.js'),
+      '--reporters=default', '--reporters=vitest-environment-container/jest-reporter'], { cwd: dir, env: { VITEST_CONTAINER_REPORT_JSON: out } });
   }
+  const got = readReport(out).map((f) => ({ ...f, project: ex.name }));
   const tests = got.reduce((n, f) => n + f.tests, 0);
   const bad = got.filter((f) => f.state !== 'passed');
   if (res.code !== 0 || bad.length || !got.length) {
@@ -97,7 +96,7 @@ for (const ex of examples) {
 }
 
 // 3. The summary.
-console.log(`\nEvery test file above ran in its own sandbox. What each used:\n\n${formatTable(rows)}\n`);
+console.log(`\nEvery test file above ran in its own sandbox. What each used:\n\n${formatReport(buildReport(rows))}\n`);
 console.log('image: the OCI image the file\'s container ran (built by rootfs/), or "host (pool worker)" when the');
 console.log('file\'s own Vitest worker was the sandbox (examples/isolation, containerPool). The OOM kill in');
 console.log('isolation/memory-hog.test.ts is its runaway child process, killed at the file\'s 512 MiB limit.');
@@ -108,34 +107,10 @@ if (failed) {
 }
 console.log('\n✓ all examples passed');
 
-function readRows(path: string): unknown[] {
-  let text = '';
+function readReport(path: string): FileRow[] {
   try {
-    text = readFileSync(path, 'utf8');
+    return (JSON.parse(readFileSync(path, 'utf8')) as { files: FileRow[] }).files;
   } catch {
     return [];
   }
-  return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
-}
-
-interface JestResources { testPath: string; image: string; peakMemoryBytes: number; cpuSeconds: number; oomKills: number }
-
-function jestRows(project: string, jsonPath: string, resources: JestResources[]): FileRow[] {
-  let report: { testResults: { name: string; status: string; assertionResults: { status: string }[] }[] };
-  try {
-    report = JSON.parse(readFileSync(jsonPath, 'utf8'));
-  } catch {
-    return [];
-  }
-  return report.testResults.map((f) => {
-    const used = resources.find((x) => x.testPath === f.name);
-    return {
-      project,
-      file: basename(f.name),
-      state: f.status,
-      tests: f.assertionResults.length,
-      failed: f.assertionResults.filter((a) => a.status === 'failed').length,
-      ...(used && { image: used.image, peakMemoryBytes: used.peakMemoryBytes, cpuSeconds: used.cpuSeconds, oomKills: used.oomKills }),
-    };
-  }).sort((a, b) => a.file.localeCompare(b.file));
 }
