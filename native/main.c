@@ -3,7 +3,7 @@
  *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N] [--preserve-fd N]
  *   vtc-runtime exec --pid PID [--cgroup PATH] [--seccomp FILE] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
- *   vtc-runtime tree --pid PID (--upper FD [--hold] | --read PATH [--one-file-system] | --write PATH)
+ *   vtc-runtime tree --pid PID (--upper FD [--stage DIR] [--hold] | --read PATH [--one-file-system] | --write PATH)
  *   vtc-runtime tree --write PATH                  (a host directory, as the caller)
  *   vtc-runtime spawner [--listen PATH --owner PID]   (starts the others for Node: see spawner.c)
  *   vtc-runtime features
@@ -563,9 +563,9 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
  * ids; paths resolve inside the sandbox's root as readFile's do. --hold: once the tree is open, wait for
  * a byte on the control channel before reading it (the caller stops the sandbox meanwhile: the open
  * layer outlives it). */
-static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, int upper_fd, bool hold, bool one_fs, int control_fd) {
+static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, int upper_fd, const char *stage_path, bool hold, bool one_fs, int control_fd) {
   int pidfd = pid ? open_sandbox(pid) : -1;
-  int root;
+  int root, stage = -1;
   if (!pid) {
     /* No sandbox: a host directory the caller chose (copyFrom's), written with the caller's own rights. */
     root = open(write_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -583,6 +583,9 @@ static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, in
     close(scratch);
     /* Still alive after the open: the /proc entry we opened was pid 1's, not a reused pid's. */
     if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) die("tree", NULL, ESRCH, "the sandbox ended");
+    /* The caller's empty directory for the files' data (its owner is the sandbox's root, who writes there). */
+    if (stage_path && (stage = open(stage_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+      die("tree", stage_path, errno, "cannot open the stage directory");
     enter_namespaces(pidfd, pid, CLONE_NEWUSER);
     if (joined_user_namespace) become_namespace_root();
   } else {
@@ -627,7 +630,7 @@ static int cmd_tree(pid_t pid, const char *read_path, const char *write_path, in
     if (n != 1) _exit(EXIT_RUNTIME_ERROR); /* the caller is gone */
   }
   if (write_path) tree_apply(root, 0);
-  else tree_emit(root, one_fs, 1);
+  else tree_emit(root, one_fs, 1, stage);
   report_event("exit", ",\"code\":0");
   return 0;
 }
@@ -662,7 +665,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL, *read_path = NULL, *write_path = NULL;
   mode_t mode = 0644;
   int control_fd = -1, preserve_fd = -1;
-  const char *connect_path = NULL, *token = NULL, *listen_path = NULL, *seccomp_path = NULL;
+  const char *connect_path = NULL, *token = NULL, *listen_path = NULL, *seccomp_path = NULL, *stage_path = NULL;
   bool stdin_from_caller = false, hold = false, one_fs = false;
   int upper_fd = -1;
   pid_t pid = 0, owner = 0;
@@ -689,6 +692,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--write")) write_path = argv[++i];
     else if (!strcmp(argv[i], "--mode")) mode = (mode_t)strtol(argv[++i], NULL, 8);
     else if (!strcmp(argv[i], "--upper")) upper_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--stage")) stage_path = argv[++i];
     else usage();
   }
   /* Nothing inherited by accident reaches the sandbox: only the fds named on the command line stay. */
@@ -716,8 +720,8 @@ int main(int argc, char **argv) {
     return cmd_file(pid, read_path, write_path, mode);
   }
   if (!strcmp(cmd, "tree")) {
-    if ((!pid && !write_path) || (upper_fd >= 0) + !!read_path + !!write_path != 1 || (hold && control_fd < 0)) usage();
-    return cmd_tree(pid, read_path, write_path, upper_fd, hold, one_fs, control_fd);
+    if ((!pid && !write_path) || (upper_fd >= 0) + !!read_path + !!write_path != 1 || (hold && control_fd < 0) || (stage_path && upper_fd < 0)) usage();
+    return cmd_tree(pid, read_path, write_path, upper_fd, stage_path, hold, one_fs, control_fd);
   }
   if (!strcmp(cmd, "features")) {
     printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.0\",\"annotations\":[\"org.vitest-container.rootfs.lowerdirs\","

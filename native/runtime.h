@@ -87,8 +87,9 @@ void loopback_up(void);
 bool same_namespace(pid_t a, pid_t b, const char *ns);
 
 /* ---- tree.c: file trees as record streams (commit, copyFrom, copyTo) ---- */
-/* Writes the tree at rootfd (a directory or a file) to out, ending with the end record. */
-void tree_emit(int rootfd, bool one_file_system, int out);
+/* Writes the tree at rootfd (a directory or a file) to out, ending with the end record; with a stage
+ * directory (>= 0), each regular file's data is also written there, in a file of its own. */
+void tree_emit(int rootfd, bool one_file_system, int out, int stage);
 /* Reads records from in and makes their entries below destfd, never through a symlink. */
 void tree_apply(int destfd, int in);
 

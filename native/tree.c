@@ -8,10 +8,11 @@
  * the xattrs, then `size` bytes of data (regular files only).
  *
  *    0 u32 magic "VTCE"       4 u8 kind ('d' 'f' 'l' 'h' 'c' 'b' 'p' 's'; 'Z' ends the stream)
+ *    5 u8 flags (1: the file's data is not in the stream but in the stage directory, as the file named by `stage`)
  *    8 u32 st_mode           12 u32 uid            16 u32 gid
  *   20 u32 rdev major        24 u32 rdev minor     28 u32 mtime nanoseconds
  *   32 i64 mtime seconds     40 u64 size
- *   48 u32 path length       52 u32 link length    56 u32 xattr bytes       60 reserved
+ *   48 u32 path length       52 u32 link length    56 u32 xattr bytes       60 u32 stage
  *
  * Paths are relative to the tree's root ("" is the root itself), '/'-separated. `link` is a
  * symlink's target, or for 'h' (a hard link) the path of the earlier entry it links to. The
@@ -39,6 +40,11 @@
 /* ---------- output ---------- */
 
 static int out_fd = 1;
+/* With a stage directory (a commit): each regular file's data is copied there instead of being sent, as
+ * files named 1, 2, ... (names of our own, in a directory only we write): the caller moves them into place
+ * rather than writing them again, and hashes them from there. */
+static int stage_fd = -1;
+static uint32_t staged;
 static unsigned char outbuf[1 << 18];
 static size_t outlen;
 
@@ -70,11 +76,15 @@ static void le64(unsigned char *b, uint64_t v) { for (int i = 0; i < 8; i++) b[i
 static uint32_t rd32(const unsigned char *b) { return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24; }
 static uint64_t rd64(const unsigned char *b) { return (uint64_t)rd32(b) | (uint64_t)rd32(b + 4) << 32; }
 
-static void put_header(char kind, const struct stat *st, uint64_t size, const char *path, size_t pathlen,
-                       const char *link, size_t linklen, const unsigned char *xattrs, size_t xlen) {
+static void put_header_staged(char kind, const struct stat *st, uint64_t size, const char *path, size_t pathlen,
+                              const char *link, size_t linklen, const unsigned char *xattrs, size_t xlen, uint32_t stage) {
   unsigned char h[HEADER_SIZE] = {0};
   le32(h, RECORD_MAGIC);
   h[4] = (unsigned char)kind;
+  if (stage) {
+    h[5] = 1;
+    le32(h + 60, stage);
+  }
   if (st) {
     le32(h + 8, st->st_mode);
     le32(h + 12, st->st_uid);
@@ -92,6 +102,11 @@ static void put_header(char kind, const struct stat *st, uint64_t size, const ch
   put(path, pathlen);
   if (linklen) put(link, linklen);
   if (xlen) put(xattrs, xlen);
+}
+
+static void put_header(char kind, const struct stat *st, uint64_t size, const char *path, size_t pathlen,
+                       const char *link, size_t linklen, const unsigned char *xattrs, size_t xlen) {
+  put_header_staged(kind, st, size, path, pathlen, link, linklen, xattrs, xlen, 0);
 }
 
 /* Every xattr of an open file or directory the caller may read, as a record's block. */
@@ -135,6 +150,16 @@ static void remember_link(const struct stat *st, const char *path) {
   links[nlinks++] = (seen_link){ st->st_dev, st->st_ino, strdup(path) };
 }
 
+static void write_to(int fd, const char *buf, size_t n, const char *path) {
+  for (size_t o = 0; o < n;) {
+    ssize_t w = write(fd, buf + o, n - o);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) die("tree", path, errno, "writing a staged file");
+    o += (size_t)w;
+  }
+}
+
+/* A file's `size` bytes to the stream. */
 static void emit_file_data(int fd, const char *path, uint64_t size) {
   static char buf[1 << 20];
   uint64_t done = 0;
@@ -152,6 +177,41 @@ static void emit_file_data(int fd, const char *path, uint64_t size) {
     write_fully(out_fd, buf, (size_t)n);
     done += (uint64_t)n;
   }
+}
+
+/* Up to `size` bytes of fd into the stage file (in the kernel, without a copy through us where it can);
+ * returns how many: fewer when the file was truncated meanwhile. */
+static uint64_t stage_file_data(int fd, int stage, const char *path, uint64_t size) {
+  uint64_t done = 0;
+  bool in_kernel = true;
+  static char buf[1 << 20];
+  while (done < size) {
+    size_t want = size - done < (1u << 30) ? (size_t)(size - done) : (1u << 30);
+    ssize_t n;
+    if (in_kernel) {
+      n = copy_file_range(fd, NULL, stage, NULL, want, 0);
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) { in_kernel = false; continue; }
+    } else {
+      n = read(fd, buf, want < sizeof buf ? want : sizeof buf);
+      if (n > 0) write_to(stage, buf, (size_t)n, path);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die("tree", path, errno, "copying a file to the stage directory");
+    if (n == 0) break;
+    done += (uint64_t)n;
+  }
+  return done;
+}
+
+/* A new file of the stage directory, or -1 without one. */
+static int open_stage_file(uint32_t *name, const char *path) {
+  if (stage_fd < 0) return -1;
+  char leaf[16];
+  *name = ++staged;
+  snprintf(leaf, sizeof leaf, "%u", *name);
+  int fd = openat(stage_fd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) die("tree", path, errno, "creating a staged file");
+  return fd;
 }
 
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -197,8 +257,18 @@ static void emit_child(int dirfd, const char *name, char *path, size_t pathlen, 
     if (fstat(fd, &st) < 0) die("tree", path, errno, "stat");
     if (!S_ISREG(st.st_mode)) { close(fd); return; } /* replaced by something else meanwhile */
     size_t xlen = read_xattrs(fd, xattrs, sizeof xattrs);
-    put_header('f', &st, (uint64_t)st.st_size, path, pathlen, NULL, 0, xattrs, xlen);
-    emit_file_data(fd, path, (uint64_t)st.st_size);
+    uint32_t name = 0;
+    int stage = st.st_size > 0 ? open_stage_file(&name, path) : -1;
+    if (stage >= 0) {
+      /* Said once the copy is whole: the caller may read and move it as soon as it hears of it. */
+      uint64_t copied = stage_file_data(fd, stage, path, (uint64_t)st.st_size);
+      if (close(stage) < 0) die("tree", path, errno, "closing a staged file");
+      put_header_staged('f', &st, copied, path, pathlen, NULL, 0, xattrs, xlen, name);
+      flush_out(); /* the caller hashes this one while we copy the next */
+    } else {
+      put_header('f', &st, (uint64_t)st.st_size, path, pathlen, NULL, 0, xattrs, xlen);
+      emit_file_data(fd, path, (uint64_t)st.st_size);
+    }
     if (st.st_nlink > 1) remember_link(&st, path);
     close(fd);
     return;
@@ -250,8 +320,9 @@ static void walk_dir(int dirfd, char *path, size_t pathlen, dev_t root_dev, bool
   free(names);
 }
 
-void tree_emit(int rootfd, bool one_file_system, int out) {
+void tree_emit(int rootfd, bool one_file_system, int out, int stage) {
   out_fd = out;
+  stage_fd = stage;
   struct stat st;
   if (fstat(rootfd, &st) < 0) die("tree", NULL, errno, "stat");
   static unsigned char xattrs[MAX_XATTRS];

@@ -130,7 +130,7 @@ export async function commitSandbox(target: CommitTarget, options: CommitOptions
   const decoder = new TreeDecoder(commit);
   const stop = options.stop === undefined || options.stop === false ? undefined : options.stop === true ? {} : options.stop;
   try {
-    const tree = await launchTree(target, ['--upper', String(target.scratchFd), ...(stop ? ['--hold'] : [])], {
+    const tree = await launchTree(target, ['--upper', String(target.scratchFd), '--stage', commit.stageDir, ...(stop ? ['--hold'] : [])], {
       fail: (e) => new SandboxError('COMMIT_FAILED', `commit of sandbox ${target.id} failed${e ? `: ${e.message}${e.path ? ` (${e.path})` : ''}${e.code ? `: ${e.code}` : ''}` : ''}`),
     });
     if (stop) {
@@ -144,6 +144,7 @@ export async function commitSandbox(target: CommitTarget, options: CommitOptions
       tree.stdout.on('data', (chunk: Buffer) => {
         try {
           decoder.push(chunk);
+          commit.release(chunk); // written out: its memory may move to the thread that hashes it
         } catch (err) {
           tree.kill();
           reject(err as Error);

@@ -23,6 +23,8 @@ export interface TreeEntry {
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer> | undefined;
+  /** tree --stage: the file's `size` bytes are not in the stream but in the stage directory, as this file */
+  staged?: number;
 }
 
 export interface TreeSink {
@@ -130,7 +132,7 @@ export class TreeDecoder {
     const link = utf8(buf.subarray(o, (o += linkLen)), 'the link target');
     const xattrs = xattrLen ? decodeXattrs(buf.subarray(o, o + xattrLen)) : undefined;
     this.#sink.entry({
-      path, kind, link, size, xattrs,
+      path, kind, link, size, xattrs, ...(buf[5]! & 1 ? { staged: buf.readUInt32LE(60) } : {}),
       mode: buf.readUInt32LE(8) & 0o7777,
       uid: buf.readUInt32LE(12),
       gid: buf.readUInt32LE(16),
@@ -138,7 +140,7 @@ export class TreeDecoder {
       devminor: buf.readUInt32LE(24),
       mtime: Number(buf.readBigInt64LE(32)) + buf.readUInt32LE(28) / 1e9,
     });
-    if (size === 0) this.#sink.endEntry();
+    if (size === 0 || buf[5]! & 1) this.#sink.endEntry(); // no data follows (a staged file's is in its stage file)
     else this.#remaining = size;
   }
 

@@ -5,7 +5,7 @@
 // the base image's layers plus this one, with an OCI image config; the config's digest is
 // its key (Docker's image id), so `cache:sha256:<id>` names it from any process.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chownSync, closeSync, constants, mkdirSync, openSync, readSync } from 'node:fs';
 import { logger } from '../../log.ts';
 import { defaultCacheDir, imageMemoPath, imagesDir, layersDir, ownerShift, tmpDir } from '../cache-layout.ts';
 import type { ImageMemo, LayerInfo } from '../cache-layout.ts';
@@ -21,6 +21,9 @@ import { layerEntries, type UpperEntry, type UpperSkips } from './upper-entries.
 import { StreamHash } from './stream-hash.ts';
 
 const log = logger('image');
+
+/** A staged file is read for its hash in pieces of at most this much. */
+const STAGE_READ = 8 << 20;
 
 /** The prefix of references to images in the layer cache by key: what commit() returns. */
 export const CACHE_TRANSPORT = 'cache:';
@@ -43,6 +46,13 @@ export interface CommitResult {
   tarBytes: number;
   entries: number;
   skipped: UpperSkips;
+}
+
+function asTarEntry(e: TarWriteEntry): TarEntry {
+  return {
+    path: e.path, type: e.type, typeflag: '', mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime,
+    linkpath: e.linkpath, devmajor: e.devmajor, devminor: e.devminor, xattrs: e.xattrs, sparse: false,
+  };
 }
 
 /** Receives the upper directory's entries (entry, data…, endEntry) and makes the image of them. */
@@ -73,6 +83,10 @@ export class LayerCommit {
       mkdirSync(layersDir(cache), { recursive: true, mode: 0o700 });
       this.#tmp = `${tmpDir(cache)}/commit.${process.pid}.${randomBytes(4).toString('hex')}`;
       mkdirSync(`${this.#tmp}/fs`, { recursive: true, mode: 0o755 });
+      // Where the runtime writes the files' data once more (tree --stage), as the sandbox's root: its directory.
+      mkdirSync(this.stageDir, { mode: 0o700 });
+      const shift = ownerShift();
+      if (shift) chownSync(this.stageDir, shift.uid, shift.gid);
     } catch (err) {
       throw cacheFault(err, cache, `commit of ${base.reference}`);
     }
@@ -87,19 +101,47 @@ export class LayerCommit {
 
   #emit(e: TarWriteEntry): void {
     this.#tar(encodeTarHeader(e));
-    const entry: TarEntry = {
-      path: e.path, type: e.type, typeflag: '', mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime,
-      linkpath: e.linkpath, devmajor: e.devmajor, devminor: e.devminor, xattrs: e.xattrs, sparse: false,
-    };
-    this.#writer.entry(entry);
+    this.#writer.entry(asTarEntry(e));
+  }
+
+  /** The directory `vtc-runtime tree --stage` writes the files' data to (then moved into place, not written again). */
+  get stageDir(): string {
+    return `${this.#tmp}/stage`;
   }
 
   entry(e: UpperEntry): void {
     const out = layerEntries(e, this.#skipped);
-    for (const item of out) this.#emit(item);
     // Only a regular file's (single) entry has data; the others end at once.
-    this.#file = out.length === 1 && out[0]!.type === 'file' && out[0]!.size > 0 ? out[0] : undefined;
+    const file = out.length === 1 && out[0]!.type === 'file' && out[0]!.size > 0 ? out[0] : undefined;
+    if (file && e.staged !== undefined) return this.#adoptStaged(file, `${this.stageDir}/${e.staged}`);
+    for (const item of out) this.#emit(item);
+    this.#file = file;
     if (!this.#file) for (let i = 0; i < out.length; i++) this.#writer.endEntry();
+  }
+
+  /** A file the runtime copied to the stage directory: hashed from there, then moved into place. */
+  #adoptStaged(file: TarWriteEntry, staged: string): void {
+    this.#tar(encodeTarHeader(file));
+    const fd = openSync(staged, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      for (let done = 0; done < file.size;) {
+        // Buffers of their own (not Node's pool), so that they move to the hashing thread uncopied.
+        const buf = Buffer.allocUnsafeSlow(Math.min(STAGE_READ, file.size - done));
+        let got = 0;
+        while (got < buf.length) {
+          const n = readSync(fd, buf, got, buf.length - got, done + got);
+          if (n === 0) throw new Error(`staged file ${staged} is shorter than the ${file.size} bytes recorded`);
+          got += n;
+        }
+        this.#tar(buf);
+        this.#hash.release(buf);
+        done += got;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.#tar(tarPadding(file.size));
+    this.#writer.adopt(asTarEntry(file), staged);
   }
 
   data(chunk: Buffer): void {
@@ -115,10 +157,16 @@ export class LayerCommit {
     this.#file = undefined;
   }
 
+  /** The caller is done with a chunk it fed (data() had slices of it): its memory may go to the hashing thread. */
+  release(chunk: Buffer): void {
+    this.#hash.release(chunk);
+  }
+
   /** After the last entry: the layer is placed in the cache and the image recorded. */
   async finish(): Promise<CommitResult> {
     this.#tar(TAR_END);
     this.#writer.finish();
+    removeTree(this.stageDir); // empty: every staged file was moved into place
     const diffId = `sha256:${await this.#hash.digest()}`;
     const key = diffId.slice('sha256:'.length);
     const info: LayerInfo = {

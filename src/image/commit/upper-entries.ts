@@ -20,6 +20,8 @@ export interface UpperEntry {
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer> | undefined;
+  /** the file's data is not in the stream but in the commit's stage directory, as the file of this number */
+  staged?: number;
 }
 
 export interface UpperSkips {

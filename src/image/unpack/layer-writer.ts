@@ -12,7 +12,7 @@
 // CVEs is exactly these cases (see src/image/README.md).
 import {
   closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync,
-  mkdirSync, openSync, symlinkSync, unlinkSync, writeSync, chmodSync, utimesSync,
+  mkdirSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync, chmodSync, utimesSync,
 } from 'node:fs';
 import type { TarEntry, TarSink } from '../tar/parser.ts';
 import type { OwnerShift } from '../cache-layout.ts';
@@ -161,6 +161,32 @@ export class LayerWriter implements TarSink {
     this.fd = openSync(this.abs(rel), CREATE_FLAGS, 0o600);
     this.file = e;
     this.kinds.set(rel, 'file');
+  }
+
+  /**
+   * A regular file whose data is already in a file of its own (a commit's stage directory, made by the
+   * runtime in a private directory): moved into place instead of written, then given the entry's owner,
+   * mode, time and xattrs like any other.
+   */
+  adopt(e: TarEntry, source: string): void {
+    if (++this.stats.entries > this.opts.limits.maxEntries) {
+      throw new UnsafeEntryError('IMAGE_LAYER_TOO_LARGE', `layer has more than ${this.opts.limits.maxEntries} entries`);
+    }
+    const rel = normalizeEntryPath(e.path);
+    if (rel === '' || baseName(rel).startsWith(WHITEOUT_PREFIX) || e.type !== 'file') {
+      throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `entry "${e.path}" cannot take a staged file`);
+    }
+    this.stats.bytes += e.size;
+    if (this.stats.bytes > this.opts.limits.maxBytes) {
+      throw new UnsafeEntryError('IMAGE_LAYER_TOO_LARGE', `layer holds more than ${this.opts.limits.maxBytes} bytes of file data`);
+    }
+    this.ensureParent(rel);
+    this.clear(rel);
+    renameSync(source, this.abs(rel));
+    this.kinds.set(rel, 'file');
+    this.fd = openSync(this.abs(rel), constants.O_RDONLY | constants.O_NOFOLLOW | O_CLOEXEC);
+    this.file = e;
+    this.endEntry();
   }
 
   private symlink(rel: string, e: TarEntry): void {
