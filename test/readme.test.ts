@@ -29,7 +29,7 @@ function snippets(): Snippet[] {
     if (!fence) continue;
     const body: string[] = [];
     for (i++; i < lines.length && lines[i] !== '```'; i++) body.push(lines[i]!);
-    const file = /^\/\/ ([\w./-]+\.(?:ts|js|cjs|mjs))(?:\s|$)/.exec(body[0] ?? '')?.[1];
+    const file = /^\/\/ ([\w./-]+\.(?:ts|js|cjs|mjs))(?:\s|$)/.exec(body[0] ?? '')?.[1] ?? /^-- ([\w./-]+\.sql)$/.exec(body[0] ?? '')?.[1];
     found.push({ section, lang: fence[1]!, file, code: `${body.join('\n')}\n` });
   }
   return found;
@@ -37,6 +37,8 @@ function snippets(): Snippet[] {
 
 const all = snippets();
 const code = all.filter((s) => s.lang === 'ts' || s.lang === 'js');
+// Files the code reads (the seeded section's schema.sql), written next to it.
+const data = all.filter((s) => s.lang === 'sql' && s.file);
 const work = mkdtempSync(join(tmpdir(), 'vtc-readme-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -65,7 +67,7 @@ describe.runIf(isRoot)('README.md, run as written', { timeout: 600_000 }, () => 
   beforeAll(() => {
     ensureImages(['redis', 'postgres']);
     const jest = code.filter((s) => s.section === 'Jest');
-    vitestProject = project('vitest', code.filter((s) => !jest.includes(s)), ['vitest', 'vitest-environment-container'], 'module');
+    vitestProject = project('vitest', [...code.filter((s) => !jest.includes(s)), ...data], ['vitest', 'vitest-environment-container'], 'module');
     jestProject = project('jest', jest, ['jest', 'vitest-environment-container']);
   }, 600_000);
 
@@ -73,13 +75,19 @@ describe.runIf(isRoot)('README.md, run as written', { timeout: 600_000 }, () => 
   const vitest = (args: string[]) => run(vitestProject, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--testTimeout=60000', ...args]);
 
   test('the Vitest snippets: config, a test file, networks', async () => {
-    const r = await vitest([]);
+    const r = await vitest(['test/']);
     expect(r.output).toMatch(/Test Files\s+2 passed \(2\)/);
     expect(r.code, r.output).toBe(0);
   });
 
+  test('the seeded snippets: seeded once in globalSetup, a file starts from the snapshot', async () => {
+    const r = await vitest(['--config', 'vitest.seeded.config.ts']);
+    expect(r.output).toMatch(/Test Files\s+1 passed \(1\)/);
+    expect(r.code, r.output).toBe(0);
+  });
+
   test('the pool snippet, over the Vitest config', async () => {
-    const r = await vitest(['--config', 'vitest.pool.config.ts']);
+    const r = await vitest(['--config', 'vitest.pool.config.ts', 'test/']);
     expect(r.output).toMatch(/Test Files\s+2 passed \(2\)/);
     expect(r.code, r.output).toBe(0);
   });
