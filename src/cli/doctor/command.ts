@@ -10,6 +10,7 @@ import { normalizeOptions } from '../../runtime/options.ts';
 import { containerFlags, containerFlagsHelp, containerOptions } from '../container-flags.ts';
 import { out, paint } from '../output.ts';
 import { checkCgroups } from './cgroups.ts';
+import { checkConfinement } from './confinement.ts';
 import { fromError, type CheckResult, type DoctorContext, type Status } from './check.ts';
 import { checkIdMaps } from './id-maps.ts';
 import { checkImageCache } from './image-cache.ts';
@@ -69,9 +70,8 @@ export async function doctor(argv: string[]): Promise<number> {
     return r;
   };
 
-  let cgroupParent = DEFAULT_CGROUP_PARENT;
   try {
-    cgroupParent = normalizeOptions(options).cgroupParent;
+    normalizeOptions(options);
     add({ id: 'options', title: 'options', status: 'ok', summary: describeOptions(options) });
   } catch (err) {
     if (!(err instanceof ContainerError)) throw err;
@@ -79,7 +79,8 @@ export async function doctor(argv: string[]): Promise<number> {
   }
   const userns = add(checkUserNamespaces(ctx));
   add(checkOverlay(ctx, userns.status === 'ok'));
-  add(checkCgroups(ctx, cgroupParent));
+  add(checkConfinement());
+  add(await checkCgroups(ctx));
   add(checkIdMaps(ctx));
   const native = add(checkNativeHelper());
   add(await checkImageCache(ctx));

@@ -1,9 +1,9 @@
 // cgroup v1: every controller is its own hierarchy. The sandbox gets a
 // directory of the same name in each one it needs.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeDefaultParent, removeDirSync, write } from './fs.ts';
-import { type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
+import { dirname, join } from 'node:path';
+import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeEmptyParents, removeDirSync, write } from './fs.ts';
+import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
 export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset'] as const;
 type Controller = (typeof V1_CONTROLLERS)[number];
@@ -13,6 +13,11 @@ export class CgroupV1Driver implements CgroupDriver {
   readonly roots: Record<Controller, string>;
   constructor(roots: Record<Controller, string>) {
     this.roots = roots;
+  }
+
+  /** cgroup v1 delegates nothing to users: the default parent is at each hierarchy's root. */
+  defaultParent(): string {
+    return DEFAULT_CGROUP_PARENT;
   }
 
   /** Creates every missing level of path; cpuset levels must be given cpus and mems before use. */
@@ -74,7 +79,7 @@ export class CgroupV1Driver implements CgroupDriver {
       }
       throw err;
     }
-    return new CgroupV1(this.roots, path);
+    return new CgroupV1(this.roots, path, parent === DEFAULT_CGROUP_PARENT);
   }
 
   children(parent: string): string[] {
@@ -84,16 +89,19 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 
   open(parent: string, name: string): SandboxCgroup {
-    return new CgroupV1(this.roots, join(parent, name));
+    return new CgroupV1(this.roots, join(parent, name), parent === DEFAULT_CGROUP_PARENT);
   }
 }
 
 class CgroupV1 implements SandboxCgroup {
   readonly path: string;
   private readonly roots: Record<Controller, string>;
-  constructor(roots: Record<Controller, string>, path: string) {
+  /** The parent is the default one, which goes with its last sandbox. */
+  private readonly parentIsDefault: boolean;
+  constructor(roots: Record<Controller, string>, path: string, parentIsDefault: boolean) {
     this.roots = roots;
     this.path = path;
+    this.parentIsDefault = parentIsDefault;
   }
   private dir(c: Controller): string {
     return join(this.roots[c], this.path);
@@ -117,10 +125,10 @@ class CgroupV1 implements SandboxCgroup {
   }
   async remove(): Promise<void> {
     for (const c of V1_CONTROLLERS) await removeDir(this.dir(c), () => this.killAll());
-    removeDefaultParent(this.path, V1_CONTROLLERS.map((c) => this.dir(c)));
+    if (this.parentIsDefault) removeEmptyParents(V1_CONTROLLERS.map((c) => dirname(this.dir(c))));
   }
   removeNow(): void {
     for (const c of V1_CONTROLLERS) removeDirSync(this.dir(c), () => this.killAll());
-    removeDefaultParent(this.path, V1_CONTROLLERS.map((c) => this.dir(c)));
+    if (this.parentIsDefault) removeEmptyParents(V1_CONTROLLERS.map((c) => dirname(this.dir(c))));
   }
 }
