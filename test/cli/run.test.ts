@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isRoot } from '../helpers/host.ts';
-import { cli, cliAsUser, leftoversOf, repo, unprivilegedUser } from './helpers.ts';
+import { cli, cliAsUser, leftoversOf, repo, rootlessUserReady, unprivilegedUser } from './helpers.ts';
 
 const nothing = { runtimes: [], cgroups: [], bundles: [] };
 
@@ -59,7 +59,7 @@ describe.runIf(isRoot)('run', () => {
     expect(usage.stderr).toMatch(/which image/);
   });
 
-  test('as an unprivileged user: a shell mapped to root inside; --memory is the runtime\'s CGROUP error', () => {
+  test.runIf(rootlessUserReady)('as an unprivileged user: a shell mapped to root inside; --memory is the runtime\'s CGROUP error', () => {
     const user = unprivilegedUser();
     const r = cliAsUser(user, ['run', 'host', '--', 'sh', '-c', 'id -u; cat /proc/self/uid_map']);
     expect(r.status, r.stderr).toBe(0);

@@ -6,10 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { isRoot } from '../helpers/host.ts';
-import { unprivilegedUser, userEnv, workspaceFor } from '../helpers/unprivileged.ts';
+import { rootlessUserReady, unprivilegedUser, userEnv, workspaceFor } from '../helpers/unprivileged.ts';
 
-test.runIf(isRoot && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes as an unprivileged user', () => {
+test.runIf(rootlessUserReady && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes as an unprivileged user', () => {
   const user = unprivilegedUser();
   const ws = workspaceFor(user);
   try {
@@ -27,7 +26,7 @@ test.runIf(isRoot && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes a
   }
 }, 300_000);
 
-test.runIf(isRoot)('a host without user namespaces: a typed error naming the sysctl that fixes it', () => {
+test.runIf(rootlessUserReady)('a host without user namespaces: a typed error naming the sysctl that fixes it', () => {
   // For real, without touching the host: the limit is per user namespace, so set it to 0 in one
   // of our own and run an unprivileged sandbox start inside it.
   const user = unprivilegedUser();
