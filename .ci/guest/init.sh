@@ -70,7 +70,9 @@ mkfifo /out /err
 cat /out > /dev/ttyS1 & out_pid=$!
 cat /err > /dev/ttyS2 & err_pid=$!
 echo "guest init: ready after $(cut -d' ' -f1 /proc/uptime) s, kernel $(uname -r), cgroup2 controllers: $(cat $r/sys/fs/cgroup/cgroup.subtree_control)" > /dev/console
-chroot $r /bin/sh /run/guest-ctl/cmd < /dev/null > /out 2> /err
+# The command's root is the new root moved over /, in a mount namespace of its own (as
+# switch_root does): a process that is merely chrooted may not create user namespaces.
+unshare -m sh -c 'cd "$1" && mount --move . / && exec chroot . /bin/sh /run/guest-ctl/cmd' sh $r < /dev/null > /out 2> /err
 status=$?
 # Whatever the command left running may hold the pipes open.
 for p in /proc/[0-9]*; do

@@ -10,6 +10,8 @@ export interface Confinement {
   engine: string | undefined;
   /** A seccomp filter is installed (Seccomp: 2 in /proc/self/status): a container engine's default profile, most often. */
   seccompFiltered: boolean;
+  /** no_new_privs is set (Docker's no-new-privileges, Kubernetes' allowPrivilegeEscalation: false): setuid helpers such as newuidmap gain nothing. */
+  noNewPrivs: boolean;
   /** CAP_SYS_ADMIN in the effective set: what a namespace, a mount or sethostname needs outside a user namespace of one's own. */
   capSysAdmin: boolean;
   /** CAP_SYS_RESOURCE in the effective set: what raising a hard rlimit needs. */
@@ -76,6 +78,7 @@ export function confinement(): Confinement {
   cached = {
     engine: engine(),
     seccompFiltered: statusField(status, 'Seccomp') === '2',
+    noNewPrivs: statusField(status, 'NoNewPrivs') === '1',
     capSysAdmin: has(CAP_SYS_ADMIN),
     capSysResource: has(CAP_SYS_RESOURCE),
     appArmorRestrictsUserNamespaces: read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns').trim() === '1',

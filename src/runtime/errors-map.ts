@@ -56,7 +56,7 @@ export function mapRuntimeError(e: ErrorEvent, c: Circumstances): ContainerError
   if (e.stage === 'userns' && (e.path === 'newuidmap' || e.path === 'newgidmap')) return idMapHelperError(e, c, detail);
   if (e.stage === 'namespaces' || e.stage === 'userns') {
     if (k.seccompFiltered && DENIED.has(e.code)) return containerRestricted(k, doing, detail);
-    if (c.rootless) return userNamespaceError(detail);
+    if (c.rootless) return userNamespaceError(detail, k.appArmorRestrictsUserNamespaces ? { appArmorRestricted: true } : {});
     if (DENIED.has(e.code) && !k.capSysAdmin) return containerRestricted(k, doing, detail);
     return new HostCapabilityError('NAMESPACES_UNAVAILABLE', `the kernel refused to create the sandbox's namespaces: ${detail}`,
       { fix: 'use a kernel with pid, net, ipc, uts, mount, cgroup and user namespaces (CONFIG_*_NS=y), and check user.max_*_namespaces in sysctl' });
@@ -75,7 +75,12 @@ export function mapRuntimeError(e: ErrorEvent, c: Circumstances): ContainerError
     return new HostCapabilityError('CAPABILITY_MISSING', `${doing} failed: raising a hard limit needs CAP_SYS_RESOURCE, which this process lacks${k.engine ? ` (${containerName(k)} drops it)` : ''}: ${detail}`,
       { fix: `ask for no more than this process's own hard limits (ulimit -H -a)${k.engine ? `, or run ${containerName(k)} with --cap-add SYS_RESOURCE` : ''}` });
   }
-  if (DENIED.has(e.code)) return refused(e, c, doing, detail);
+  if (e.stage === 'ports' && e.code === 'EACCES') {
+    return new HostCapabilityError('PORT_NOT_PERMITTED', `binding a host port below 1024 needs root on this host: ${detail}`,
+      { fix: 'choose a hostPort of 1024 or more (or leave it out: a free one is picked), or: sudo sysctl -w net.ipv4.ip_unprivileged_port_start=0' });
+  }
+  // The sandbox's own process (its working directory, its user) and requests to a running sandbox fail for reasons of their own.
+  if (DENIED.has(e.code) && !['process', 'user', 'exec', 'file'].includes(e.stage)) return refused(e, c, doing, detail);
   if (e.stage === 'process' || e.stage === 'user') {
     return new CommandError('COMMAND_SETUP_FAILED', `the sandbox's process could not be set up: ${detail}`, 126);
   }
@@ -86,7 +91,7 @@ export function mapRuntimeError(e: ErrorEvent, c: Circumstances): ContainerError
 function refused(e: ErrorEvent, c: Circumstances, doing: string, detail: string): HostCapabilityError {
   const k = c.confinement;
   // Ubuntu 23.10+: the user namespace is made, then AppArmor denies what it is for (uid maps, mounts, pivot_root, ...).
-  if (c.rootless && k.appArmorRestrictsUserNamespaces) return userNamespaceError(`${doing} was refused: ${detail}`);
+  if (c.rootless && k.appArmorRestrictsUserNamespaces) return userNamespaceError(`${doing} was refused: ${detail}`, { appArmorRestricted: true });
   if (e.stage === 'mount' && e.path === '/proc' && k.procMasked && (k.engine || k.seccompFiltered)) {
     return new HostCapabilityError('CONTAINER_RESTRICTED',
       `${containerName(k)} masks parts of /proc, and the kernel refuses a fresh /proc mount while they are covered: ${detail}`,
@@ -105,13 +110,13 @@ function refused(e: ErrorEvent, c: Circumstances, doing: string, detail: string)
 /** The container this process runs in filters the system call (seccomp) or withholds the capability it needs. */
 function containerRestricted(k: Confinement, doing: string, detail: string, syscall?: string): HostCapabilityError {
   const why = [
-    ...(k.seccompFiltered ? [`its seccomp profile refuses ${syscall ?? 'the system call'} (the engine's default profile allows namespaces and mounts only with CAP_SYS_ADMIN)`] : []),
-    ...(!k.capSysAdmin ? ['it withholds CAP_SYS_ADMIN'] : []),
-    ...(k.appArmorProfile ? [`it runs this process under the AppArmor profile "${k.appArmorProfile}"`] : []),
+    ...(k.seccompFiltered ? [`it filters system calls with a seccomp profile (Docker's and podman's default profiles refuse ${syscall ?? 'namespaces, mounts and sethostname'} to a container without CAP_SYS_ADMIN)`] : []),
+    ...(!k.capSysAdmin ? ['its processes lack CAP_SYS_ADMIN'] : []),
+    ...(k.appArmorProfile ? [`it confines them with the AppArmor profile "${k.appArmorProfile}"`] : []),
   ];
   const inContainer = k.engine !== undefined || k.seccompFiltered;
   return new HostCapabilityError('CONTAINER_RESTRICTED',
-    `${doing} was refused: ${inContainer ? containerName(k) : 'whatever started this process'} does not allow it${why.length ? ` (${why.join('; ')})` : ''}: ${detail}`,
+    `${doing} was refused (${detail}): ${inContainer ? containerName(k) : 'whatever started this process'} forbids it${why.length ? `: ${why.join('; ')}` : ''}`,
     { fix: inContainer ? CONTAINER_FIX : 'run the tests without the seccomp filter or with CAP_SYS_ADMIN (a systemd unit: drop SystemCallFilter= and set AmbientCapabilities=CAP_SYS_ADMIN), or as a plain user with user namespaces' });
 }
 
@@ -121,7 +126,12 @@ function idMapHelperError(e: ErrorEvent, c: Circumstances, detail: string): Host
     return new HostCapabilityError('ID_MAP_HELPERS_MISSING', `${e.path} is not installed, so the sandbox's other users cannot be mapped: ${detail}`,
       { fix: 'sudo apt-get install uidmap (Fedora: sudo dnf install shadow-utils)' });
   }
-  if (c.confinement.appArmorRestrictsUserNamespaces) return userNamespaceError(detail);
+  if (c.confinement.appArmorRestrictsUserNamespaces) return userNamespaceError(detail, { appArmorRestricted: true });
+  if (c.confinement.noNewPrivs) {
+    return new HostCapabilityError('NO_NEW_PRIVILEGES',
+      `${e.path} is setuid root, but this process runs with no_new_privs, so it gains nothing and cannot map the ids /etc/subuid grants ${c.user}: ${detail}`,
+      { fix: 'start the tests without no_new_privs (docker: no --security-opt no-new-privileges; Kubernetes: allowPrivilegeEscalation: true; systemd: NoNewPrivileges=no), or as root' });
+  }
   return new HostCapabilityError('SUBORDINATE_IDS_MISSING', `${e.path} refused to map the ids /etc/subuid and /etc/subgid grant ${c.user}: ${detail}`,
     { fix: `check that ${c.user} has ranges in both files (sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${c.user}) and that ${e.path} is setuid root (ls -l $(command -v ${e.path}))` });
 }

@@ -69,17 +69,21 @@ function readSysctl(path: string): string | undefined {
   }
 }
 
-/** Explains why the kernel refused to create a user namespace, with the command that fixes it. */
-export function userNamespaceError(cause: string): HostCapabilityError {
-  if (readSysctl('/proc/sys/user/max_user_namespaces') === '0') {
+/**
+ * Explains why the kernel refused to create (or, under AppArmor's restriction, use) a user namespace,
+ * with the command that fixes it. appArmorRestricted: already known (errors-map.ts decides it from
+ * the process's confinement), else read from the sysctl.
+ */
+export function userNamespaceError(cause: string, { appArmorRestricted }: { appArmorRestricted?: boolean } = {}): HostCapabilityError {
+  if (!appArmorRestricted && readSysctl('/proc/sys/user/max_user_namespaces') === '0') {
     return new HostCapabilityError('USER_NAMESPACES_DISABLED', `user namespaces are disabled on this host (user.max_user_namespaces=0): ${cause}`,
       { fix: 'sudo sysctl -w user.max_user_namespaces=15000' });
   }
-  if (readSysctl('/proc/sys/kernel/unprivileged_userns_clone') === '0') {
+  if (!appArmorRestricted && readSysctl('/proc/sys/kernel/unprivileged_userns_clone') === '0') {
     return new HostCapabilityError('USER_NAMESPACES_DISABLED', `unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): ${cause}`,
       { fix: 'sudo sysctl -w kernel.unprivileged_userns_clone=1' });
   }
-  if (readSysctl('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1') {
+  if (appArmorRestricted ?? readSysctl('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1') {
     return new HostCapabilityError('USER_NAMESPACES_RESTRICTED', `AppArmor restricts unprivileged user namespaces on this host (Ubuntu 23.10+): ${cause}`,
       { fix: 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or give node an AppArmor profile with "userns,")' });
   }

@@ -79,26 +79,27 @@ export function cannotCreate(driver: CgroupDriver, parent: string, code: string,
     { fix: existsSync(manager) ? `run the tests in your user manager's delegated cgroup: ${run}` : `sudo loginctl enable-linger ${user}, then: ${run}`, cause });
 }
 
-/** A cgroup we may not change (dir) does not pass controllers that the limits asked for need. */
-export function controllersMissing(root: string, dir: string, missing: string[]): HostCapabilityError {
+/**
+ * Cgroups we may not change do not pass on controllers that the limits asked for need: levels[0]
+ * (and maybe the levels below it, on the way to the sandboxes' parent).
+ */
+export function controllersMissing(root: string, levels: string[], missing: string[]): HostCapabilityError {
+  const dir = levels[0]!;
   const list = missing.join(', ');
   const message = `cgroup ${dir} does not pass the ${list} controller(s) to its children, so the limits that need them cannot be enforced`;
-  const plus = `"${missing.map((c) => `+${c}`).join(' ')}"`;
+  const plus = (cs: string[]) => `"${cs.map((c) => `+${c}`).join(' ')}"`;
   if (dir === root && !isRootCgroup(dir) && holdsProcesses(dir)) {
     // The root of a cgroup namespace (a container's /sys/fs/cgroup) that holds the container's processes.
     return new HostCapabilityError('CGROUP_CONTROLLERS_MISSING', `${message}: it holds processes, and cgroup v2 passes controllers on only from a cgroup without any`,
       { fix: `move them into a child cgroup first, then enable the controllers (as docker:dind's entrypoint does), as root: mkdir -p ${dir}/init && `
-        + `for p in $(cat ${dir}/cgroup.procs); do echo $p > ${dir}/init/cgroup.procs; done && echo ${plus} > ${dir}/cgroup.subtree_control` });
+        + `for p in $(cat ${dir}/cgroup.procs); do echo $p > ${dir}/init/cgroup.procs; done && echo ${plus(missing)} > ${dir}/cgroup.subtree_control` });
   }
-  const path = `/${relative(root, dir)}`;
-  if (systemdBooted() && path.startsWith('/user.slice')) {
+  if (systemdBooted() && `/${relative(root, dir)}`.startsWith('/user.slice')) {
     return new HostCapabilityError('CGROUP_CONTROLLERS_MISSING', `${message} (systemd delegates only some controllers to users)`, { fix: SYSTEMD_DELEGATE });
   }
-  // Every level from the root down to dir must pass them on.
-  const levels = [root, ...path.split('/').filter(Boolean).map((_, i, parts) => join(root, ...parts.slice(0, i + 1)))];
   const steps = levels.flatMap((level) => {
     const lacking = missing.filter((c) => !words(join(level, 'cgroup.subtree_control')).has(c));
-    return lacking.length ? [`echo "${lacking.map((c) => `+${c}`).join(' ')}" > ${join(level, 'cgroup.subtree_control')}`] : [];
+    return lacking.length ? [`echo ${plus(lacking)} > ${join(level, 'cgroup.subtree_control')}`] : [];
   });
-  return new HostCapabilityError('CGROUP_CONTROLLERS_MISSING', message, { fix: `enable them once, as root: ${steps.join(' && ') || `echo ${plus} > ${join(dir, 'cgroup.subtree_control')}`}` });
+  return new HostCapabilityError('CGROUP_CONTROLLERS_MISSING', message, { fix: `enable them once, as root: ${steps.join(' && ')}` });
 }

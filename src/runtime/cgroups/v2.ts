@@ -91,7 +91,7 @@ export class CgroupV2Driver implements CgroupDriver {
    */
   private ensureParent(parent: string, needed: Controller[]): Set<string> {
     let dir = this.root;
-    let passes = this.#check(dir, needed);
+    let passes = this.#check(dir, needed, parent);
     for (const part of parent.split('/').filter(Boolean)) {
       const level = join(dir, part);
       // The usual case, every start after the first: the level is there and passes what is needed; no lock.
@@ -100,18 +100,23 @@ export class CgroupV2Driver implements CgroupDriver {
         passes = found;
       } else {
         withFileLock(dir, () => this.makeLevel(level, needed));
-        passes = this.#check(level, needed);
+        passes = this.#check(level, needed, parent);
       }
       dir = level;
     }
     return passes;
   }
 
-  /** What a level passes on; throws CGROUP_CONTROLLERS_MISSING when that lacks one of `needed`. */
-  #check(dir: string, needed: Controller[]): Set<string> {
+  /** What a level on the way to parent passes on; throws CGROUP_CONTROLLERS_MISSING when that lacks one of `needed`. */
+  #check(dir: string, needed: Controller[], parent: string): Set<string> {
     const passes = words(join(dir, 'cgroup.subtree_control'));
     const missing = needed.filter((c) => !passes.has(c));
-    if (missing.length) throw controllersMissing(this.root, dir, missing);
+    if (missing.length) {
+      // The fix names every level down to the parent that we may not change ourselves.
+      const below = parent.split('/').filter(Boolean).map((_, i, parts) => join(this.root, ...parts.slice(0, i + 1)))
+        .filter((level) => level.length > dir.length && existsSync(level) && level !== this.#delegatedTop() && !isOurs(level));
+      throw controllersMissing(this.root, [dir, ...below], missing);
+    }
     return passes;
   }
 
