@@ -14,6 +14,8 @@ export interface Confinement {
   noNewPrivs: boolean;
   /** CAP_SYS_ADMIN in the effective set: what a namespace, a mount or sethostname needs outside a user namespace of one's own. */
   capSysAdmin: boolean;
+  /** CAP_SYS_ADMIN in the bounding set: without it no process here ever has it, not even setuid root (newuidmap needs it). */
+  capSysAdminBounding: boolean;
   /** CAP_SYS_RESOURCE in the effective set: what raising a hard rlimit needs. */
   capSysResource: boolean;
   /** kernel.apparmor_restrict_unprivileged_userns=1: AppArmor lets a user namespace be made, then denies what it is for. */
@@ -72,7 +74,8 @@ export function confinement(): Confinement {
   if (cached) return cached;
   const status = read('/proc/self/status');
   const effective = BigInt(`0x${statusField(status, 'CapEff') ?? '0'}`);
-  const has = (cap: bigint) => (effective & (1n << cap)) !== 0n;
+  const bounding = BigInt(`0x${statusField(status, 'CapBnd') ?? '0'}`);
+  const has = (cap: bigint, set = effective) => (set & (1n << cap)) !== 0n;
   const profile = (read('/proc/self/attr/apparmor/current') || read('/proc/self/attr/current')).replace(/\0/g, '').trim();
   const all = mounts();
   cached = {
@@ -80,6 +83,7 @@ export function confinement(): Confinement {
     seccompFiltered: statusField(status, 'Seccomp') === '2',
     noNewPrivs: statusField(status, 'NoNewPrivs') === '1',
     capSysAdmin: has(CAP_SYS_ADMIN),
+    capSysAdminBounding: has(CAP_SYS_ADMIN, bounding),
     capSysResource: has(CAP_SYS_RESOURCE),
     appArmorRestrictsUserNamespaces: read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns').trim() === '1',
     appArmorProfile: profile && profile !== 'unconfined' && !profile.startsWith('unconfined ') ? profile : undefined,

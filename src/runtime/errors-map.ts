@@ -107,11 +107,14 @@ function refused(e: ErrorEvent, c: Circumstances, doing: string, detail: string)
     { fix: 'look for the denial in the kernel log (sudo dmesg | grep -i -e apparmor -e avc -e seccomp) and allow it for node, or run the tests as root' });
 }
 
-/** The container this process runs in filters the system call (seccomp) or withholds the capability it needs. */
-function containerRestricted(k: Confinement, doing: string, detail: string, syscall?: string): HostCapabilityError {
-  const why = [
+/**
+ * The container this process runs in filters the system call (seccomp) or withholds the capability it
+ * needs. reasons: what exactly, when known better than from the confinement alone.
+ */
+function containerRestricted(k: Confinement, doing: string, detail: string, syscall?: string, reasons?: string[]): HostCapabilityError {
+  const why = reasons ?? [
     ...(k.seccompFiltered ? [`it filters system calls with a seccomp profile (Docker's and podman's default profiles refuse ${syscall ?? 'namespaces, mounts and sethostname'} to a container without CAP_SYS_ADMIN)`] : []),
-    ...(!k.capSysAdmin ? ['its processes lack CAP_SYS_ADMIN'] : []),
+    ...(!k.capSysAdminBounding || (!k.capSysAdmin && process.getuid!() === 0) ? ['its processes lack CAP_SYS_ADMIN'] : []),
     ...(k.appArmorProfile ? [`it confines them with the AppArmor profile "${k.appArmorProfile}"`] : []),
   ];
   const inContainer = k.engine !== undefined || k.seccompFiltered;
@@ -127,6 +130,10 @@ function idMapHelperError(e: ErrorEvent, c: Circumstances, detail: string): Host
       { fix: 'sudo apt-get install uidmap (Fedora: sudo dnf install shadow-utils)' });
   }
   if (c.confinement.appArmorRestrictsUserNamespaces) return userNamespaceError(detail, { appArmorRestricted: true });
+  if (!c.confinement.capSysAdminBounding && DENIED.has(e.code)) {
+    return containerRestricted(c.confinement, DOING.userns!, detail, undefined,
+      [`${e.path} (setuid root) writes the map with CAP_SYS_ADMIN, which no process in it can have (not in its bounding set)`]);
+  }
   if (c.confinement.noNewPrivs) {
     return new HostCapabilityError('NO_NEW_PRIVILEGES',
       `${e.path} is setuid root, but this process runs with no_new_privs, so it gains nothing and cannot map the ids /etc/subuid grants ${c.user}: ${detail}`,

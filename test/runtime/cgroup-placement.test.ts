@@ -75,7 +75,7 @@ describe.runIf(v2 && rootlessUserReady && ['memory', 'cpu', 'pids'].every(rootPa
     for (const d of [base, slice]) writeFileSync(join(d, 'cgroup.subtree_control'), '+pids +memory +cpu');
     for (const f of ['', 'cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads']) chownSync(join(manager, f), user.uid, user.gid);
     spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, join(manager, 'app.slice'), join(manager, 'init.scope')]);
-    const userManager = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const userManager = spawn('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', 'sleep', '1000'], { stdio: 'ignore' });
     writeFileSync(join(manager, 'init.scope', 'cgroup.procs'), String(userManager.pid));
     // (user@UID.service passes nothing on yet: what a limit needs is enabled there by us, the delegatee)
     try {

@@ -117,7 +117,7 @@ describe.runIf(isRoot)('a user without subordinate ids', () => {
 });
 
 describe('the mapping, for causes this host cannot produce', () => {
-  const free = { engine: undefined, seccompFiltered: false, noNewPrivs: false, capSysAdmin: true, capSysResource: true, appArmorRestrictsUserNamespaces: false,
+  const free = { engine: undefined, seccompFiltered: false, noNewPrivs: false, capSysAdmin: true, capSysAdminBounding: true, capSysResource: true, appArmorRestrictsUserNamespaces: false,
     appArmorProfile: undefined, cgroupfsReadOnly: false, procMasked: false };
   const circumstances = (c: Partial<Circumstances['confinement']>, rootless = true): Circumstances => ({
     rootless, confinement: { ...free, ...c }, uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 1000, size: 1 }],
@@ -140,7 +140,7 @@ describe('the mapping, for causes this host cannot produce', () => {
   });
 
   test('root in a container without CAP_SYS_ADMIN and without a seccomp filter: the missing capability is named', () => {
-    const e = mapRuntimeError(event('namespaces', 'EPERM'), circumstances({ engine: 'docker', capSysAdmin: false }, false));
+    const e = mapRuntimeError(event('namespaces', 'EPERM'), circumstances({ engine: 'docker', capSysAdmin: false, capSysAdminBounding: false }, false));
     expect(e).toMatchObject({ code: 'CONTAINER_RESTRICTED', message: expect.stringMatching(/its processes lack CAP_SYS_ADMIN/), fix: expect.stringMatching(CONTAINER_FIX) });
   });
 
@@ -154,8 +154,8 @@ describe('the mapping, for causes this host cannot produce', () => {
   test('every refusal at every stage, under every confinement, is a HostCapabilityError with a fix', () => {
     // (not the sandbox's own process, whose working directory or user may be refused for reasons of its own)
     const stages = ['clone', 'namespaces', 'userns', 'hostname', 'network', 'rootfs', 'overlay', 'mount', 'devices', 'capabilities', 'rlimits', 'cgroup', 'init', 'ports'];
-    const confinements: Partial<Circumstances['confinement']>[] = [{}, { seccompFiltered: true, engine: 'docker', capSysAdmin: false },
-      { capSysAdmin: false }, { appArmorRestrictsUserNamespaces: true }, { appArmorProfile: 'docker-default (enforce)' }, { procMasked: true, engine: 'podman' }];
+    const confinements: Partial<Circumstances['confinement']>[] = [{}, { seccompFiltered: true, engine: 'docker', capSysAdmin: false, capSysAdminBounding: false },
+      { capSysAdmin: false }, { capSysAdminBounding: false, capSysAdmin: false }, { noNewPrivs: true }, { appArmorRestrictsUserNamespaces: true }, { appArmorProfile: 'docker-default (enforce)' }, { procMasked: true, engine: 'podman' }];
     for (const stage of stages) for (const code of ['EPERM', 'EACCES']) for (const c of confinements) for (const rootless of [true, false]) {
       const e = mapRuntimeError(event(stage, code), circumstances(c, rootless));
       expect(e, `${stage} ${code} ${JSON.stringify(c)} rootless=${rootless}`).toBeInstanceOf(HostCapabilityError);

@@ -83,10 +83,10 @@ export function cannotCreate(driver: CgroupDriver, parent: string, code: string,
  * Cgroups we may not change do not pass on controllers that the limits asked for need: levels[0]
  * (and maybe the levels below it, on the way to the sandboxes' parent).
  */
-export function controllersMissing(root: string, levels: string[], missing: string[]): HostCapabilityError {
+export function controllersMissing(root: string, levels: string[], missing: string[], refused?: string): HostCapabilityError {
   const dir = levels[0]!;
   const list = missing.join(', ');
-  const message = `cgroup ${dir} does not pass the ${list} controller(s) to its children, so the limits that need them cannot be enforced`;
+  const message = `cgroup ${dir} does not pass the ${list} controller(s) to its children${refused ? ` and ${refused}` : ''}, so the limits that need them cannot be enforced`;
   const plus = (cs: string[]) => `"${cs.map((c) => `+${c}`).join(' ')}"`;
   if (dir === root && !isRootCgroup(dir) && holdsProcesses(dir)) {
     // The root of a cgroup namespace (a container's /sys/fs/cgroup) that holds the container's processes.

@@ -136,7 +136,16 @@ export class CgroupV2Driver implements CgroupDriver {
     const available = words(join(level, 'cgroup.controllers'));
     const passes = words(join(level, 'cgroup.subtree_control'));
     const enable = (ours ? USEFUL : needed).filter((c) => available.has(c) && !passes.has(c));
-    if (enable.length) write(join(level, 'cgroup.subtree_control'), enable.map((c) => `+${c}`).join(' '));
+    if (!enable.length) return;
+    try {
+      write(join(level, 'cgroup.subtree_control'), enable.map((c) => `+${c}`).join(' '));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (ours || (code !== 'EPERM' && code !== 'EACCES' && code !== 'EBUSY')) throw err;
+      // Enabling a controller moves every process below the level into it: cpuset may not move
+      // another user's process (EPERM), none may be enabled over processes in the level itself (EBUSY).
+      throw controllersMissing(this.root, [level], enable, `enabling them there was refused (${code})`);
+    }
   }
 
   create(parent: string, name: string, limits: Limits): SandboxCgroup {
