@@ -22,7 +22,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 NODE_BIN=$REPO/node_modules/node/bin # the repository's Node 24 (devDependency "node")
-TESTS=(test/runtime/limits.test.ts test/runtime/lifecycle.test.ts test/runtime/cgroup-placement.test.ts)
+TESTS=(test/runtime/limits.test.ts test/runtime/lifecycle.test.ts)
 
 # ------------------------------------------------------------------ in the guest
 if [ "${1:-}" = --in-guest ]; then
@@ -39,10 +39,30 @@ if [ "${1:-}" = --in-guest ]; then
   id -u $user > /dev/null 2>&1 || useradd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin $user
   uid=$(id -u $user) gid=$(id -g $user)
   export VTC_LEAK_CYCLES=${VTC_LEAK_CYCLES:-20}
+  # Every Node process the tests start compiles the sources again; with a cache, once.
+  export NODE_COMPILE_CACHE=/tmp/node-compile-cache
   # One file at a time: the CPU-quota test measures, and the guest's CPUs are emulated, 10-40x
   # slower than the host's (hence the long timeouts).
-  vitest_args=(run --no-file-parallelism --testTimeout=180000 --hookTimeout=180000)
+  # --configLoader native: Vite's bundling loader writes into node_modules, which the user may not.
+  vitest_args=(run --configLoader native --no-file-parallelism --testTimeout=180000 --hookTimeout=180000)
   status=0
+
+  # Node itself crashes now and then under QEMU's emulation (SIGSEGV or SIGTRAP in some process, in
+  # one guest boot of four to eight; never on a real CPU). When the guest's kernel logged such a
+  # crash, the files that failed run once more (and the lane says so); any other failure stands.
+  run_tests() { # $1 = lane, then the command that runs Vitest
+    local lane=$1 report=/tmp/vitest-report-$1.json seen failed crashes
+    shift
+    seen=$(dmesg | wc -l)
+    "$@" --reporter=default --reporter=json --outputFile.json="$report" && return 0
+    crashes=$(dmesg | tail -n +$((seen + 1)) | grep -E 'segfault at|trap int3|trap invalid opcode' || true)
+    [ -n "$crashes" ] || return 1
+    failed=$(node -e 'for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).testResults) if (f.status === "failed") console.log(f.name)' "$report")
+    echo "cgroup2-lane($lane): a process crashed under emulation, as the guest's kernel logged:"
+    echo "$crashes"
+    echo "cgroup2-lane($lane): the files that failed run once more:" $failed
+    "$@" $failed
+  }
 
   # Sandbox cgroups gone, and with the last of them their default parent.
   no_leftovers() { # $1 = lane, $2 = the default parent's directory
@@ -61,7 +81,7 @@ if [ "${1:-}" = --in-guest ]; then
       root)
         echo "=== cgroup2-lane(root): a CI machine on cgroup v2, tests as root"
         node src/cli/main.ts doctor --memory 64m --cpus 0.5 --pids 64 || status=1
-        vitest "${vitest_args[@]}" "${TESTS[@]}" || status=1
+        run_tests root vitest "${vitest_args[@]}" "${TESTS[@]}" test/runtime/cgroup-placement.test.ts || status=1
         no_leftovers root $cg/vitest-container || status=1
         ;;
       rootless)
@@ -82,10 +102,11 @@ if [ "${1:-}" = --in-guest ]; then
         as_user() { # the test process, in its leaf, as the user
           sh -c 'echo $$ > "$1/app.slice/vtc-tests.scope/cgroup.procs" && shift && exec "$@"' sh "$manager" \
             setpriv --reuid=$uid --regid=$gid --init-groups -- env -i HOME="$home" USER=$user PATH="$PATH" \
-            VTC_LEAK_CYCLES="$VTC_LEAK_CYCLES" NO_COLOR=1 "$@"
+            VTC_LEAK_CYCLES="$VTC_LEAK_CYCLES" NODE_COMPILE_CACHE="$home/.node-compile-cache" NO_COLOR=1 "$@"
         }
         as_user node src/cli/main.ts doctor --memory 64m --cpus 0.5 --pids 64 || status=1
-        as_user node_modules/.bin/vitest "${vitest_args[@]}" "${TESTS[@]}" || status=1
+        # (the race of processes making and removing the default parent is the root lane's: the same code)
+        run_tests rootless as_user node_modules/.bin/vitest "${vitest_args[@]}" -t '^(?!.*never trip over the default cgroup parent)' "${TESTS[@]}" || status=1
         no_leftovers rootless "$manager/vitest-container" || status=1
         kill $manager_pid
         ;;

@@ -50,5 +50,5 @@ export async function checkCgroups(ctx: DoctorContext): Promise<CheckResult> {
   const withLimits = await probe(driver, o.cgroupParent, { memoryBytes: 64 * 1024 * 1024, pidsMax: 64 });
   const why = 'error' in withLimits ? fromError(ID, TITLE, 'warn', withLimits.error) : undefined;
   return { id: ID, title: TITLE, status: 'warn', code: why?.code, ...(why?.fix ? { fix: why.fix } : {}),
-    summary: `${version}sandboxes run without a cgroup here (limits cannot be asked for, and stats() has nothing to say)${why ? `: ${why.summary}` : ''}` };
+    summary: `${version}sandboxes without limits run without a cgroup here (and stats() has nothing to say)${why ? `; limits would fail: ${why.summary}` : ''}` };
 }
