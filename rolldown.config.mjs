@@ -13,6 +13,8 @@ export default defineConfig({
     'cli/main': 'src/cli/main.ts',
     // Added to Vitest's setupFiles by path (src/vitest/environment.ts), so it is an entry of its own.
     'vitest/file-setup': 'src/vitest/file-setup.ts',
+    // The pool's worker process: started by path (src/pool/worker.ts), so an entry of its own.
+    'pool/worker-entry': 'src/pool/worker-entry.ts',
     // Imported on demand by the runtime (src/runtime/image.ts). Its own entry, so that the
     // bundler never places it in another entry's chunk (the CLI's), whose top-level code would
     // then run on that import.

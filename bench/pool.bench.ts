@@ -11,6 +11,8 @@
 //   npm run build
 //   node_modules/node/bin/node bench/pool.bench.ts [--rounds 9] [--warmup 1] [--files 20]
 //       [--max-workers 2] [--pool-options '{"memory":"256m","cpus":1}'] [--no-write] [--no-trace]
+//       [--coverage v8|istanbul]   both pools with --coverage on, over covered/ (files that test
+//                                  src/grade.ts); checks that both report the same coverage
 //
 // Needs root (the pool starts privileged sandboxes). Default per-file isolation (one
 // worker per file) for both pools, the same --maxWorkers.
@@ -28,7 +30,10 @@ const MAX_WORKERS = arg('max-workers', '2');
 const POOL_OPTIONS = arg('pool-options', '{"memory":"256m","cpus":1}');
 const WRITE = !argv.includes('--no-write');
 const TRACE = !argv.includes('--no-trace');
+const COVERAGE = arg('coverage', '');
 const TARGET_MS_PER_FILE = 15;
+// With --coverage the target is relative: the pool may add at most this to forks' wall time.
+const TARGET_PERCENT = 10;
 const config = join(benchDir, 'lib', 'pool-suite.config.ts');
 
 interface Variant { name: 'forks' | 'container'; what: string }
@@ -42,16 +47,30 @@ interface PoolTime { op: 'start' | 'stop'; begin: number; end: number }
 let runCount = 0;
 const tmp = mkdtempSync(join(tmpdir(), 'vtc-pool-bench-'));
 
+const coverageTotals = new Map<string, string>();
+
 function runVitest(v: Variant, extraEnv: Record<string, string> = {}): Promise<RunResult & { poolTimes: PoolTime[] }> {
   const n = ++runCount;
   const times = join(tmp, `${n}.times.jsonl`);
+  const coverageDir = join(tmp, `${n}.coverage`);
   return runSuite({
-    variant: v.name, args: ['--config', config, '--maxWorkers', MAX_WORKERS], report: join(tmp, `${n}.json`),
-    env: { BENCH_POOL: v.name, BENCH_POOL_OPTIONS: POOL_OPTIONS, ...(v.name === 'container' ? { BENCH_POOL_TIMES: times } : {}), ...extraEnv },
+    variant: v.name, args: ['--config', config, '--maxWorkers', MAX_WORKERS, ...(COVERAGE ? ['--coverage', `--coverage.provider=${COVERAGE}`] : [])], report: join(tmp, `${n}.json`),
+    env: { BENCH_POOL: v.name, BENCH_POOL_OPTIONS: POOL_OPTIONS, ...(v.name === 'container' ? { BENCH_POOL_TIMES: times } : {}),
+      ...(COVERAGE ? { BENCH_DIR: 'covered', BENCH_COVERAGE_DIR: coverageDir } : {}), ...extraEnv },
     ...(v.name === 'container' ? { cgroupParent: `/vtc-bench-pool-${process.pid}-${n}` } : {}),
   }).then((r) => {
     let poolTimes: PoolTime[] = [];
     try { poolTimes = readFileSync(times, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as PoolTime); } catch { /* forks: not timed */ }
+    if (COVERAGE) {
+      // Both pools must measure the same thing, or the comparison means nothing.
+      const total = JSON.stringify((JSON.parse(readFileSync(join(coverageDir, 'coverage-summary.json'), 'utf8')) as { total: unknown }).total);
+      const first = coverageTotals.get('any') ?? total;
+      coverageTotals.set('any', first);
+      if (total !== first) {
+        console.error(`${v.name}: coverage differs from the first run's:\n${total}\n${first}`);
+        process.exit(1);
+      }
+    }
     return { ...r, poolTimes };
   });
 }
@@ -61,7 +80,7 @@ generateSuite(FILES);
 
 const date = new Date().toISOString().slice(0, 10);
 const load0 = loadavg();
-console.log(`pool bench: ${FILES} files, --maxWorkers ${MAX_WORKERS}, ${ROUNDS} rounds (+${WARMUP} warm-up), forks vs containerPool(${POOL_OPTIONS})`);
+console.log(`pool bench: ${FILES} files, --maxWorkers ${MAX_WORKERS}, ${ROUNDS} rounds (+${WARMUP} warm-up), forks vs containerPool(${POOL_OPTIONS})${COVERAGE ? `, --coverage (${COVERAGE})` : ''}`);
 console.log(`host: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${release()}, Node ${process.version}, load ${load0.map((l) => l.toFixed(2)).join(' ')}`);
 
 const results = new Map<string, Array<RunResult & { poolTimes: PoolTime[] }>>(variants.map((v) => [v.name, []]));
@@ -137,9 +156,11 @@ const forks = wall.get('forks')!, container = wall.get('container')!;
 const paired = summarize(results.get('container')!.map((r, i) => r.wallMs - results.get('forks')![i]!.wallMs));
 const added = (container.median - forks.median) / FILES;
 const out: string[] = [];
-out.push(`# Pool benchmark — ${date}`, '');
-out.push(`${FILES}-file Vitest ${vitestVersion()} suite (\`bench/fixtures/runner-suite/idle/\`: two trivial tests per file) through the CLI`,
-  `(\`vitest run --config bench/lib/pool-suite.config.ts --maxWorkers ${MAX_WORKERS}\`, default per-file isolation: one worker per file),`,
+out.push(`# Pool benchmark${COVERAGE ? `, --coverage (${COVERAGE})` : ''} — ${date}`, '');
+out.push(COVERAGE
+  ? `${FILES}-file Vitest ${vitestVersion()} suite (\`bench/fixtures/runner-suite/covered/\`: two tests of src/grade.ts per file) through the CLI`
+  : `${FILES}-file Vitest ${vitestVersion()} suite (\`bench/fixtures/runner-suite/idle/\`: two trivial tests per file) through the CLI`,
+  `(\`vitest run --config bench/lib/pool-suite.config.ts --maxWorkers ${MAX_WORKERS}${COVERAGE ? ` --coverage --coverage.provider=${COVERAGE}` : ''}\`, default per-file isolation: one worker per file),`,
   `${ROUNDS} interleaved rounds after ${WARMUP} warm-up round(s). Host: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Linux ${release()}, Node ${process.version};`,
   `load average ${load0[0]!.toFixed(2)} at start, ${load1[0]!.toFixed(2)} at end (other engineers' test runs share the machine).`, '');
 out.push('| pool | wall median ms | p25–p75 | min | max | spread (p75−p25)/median |', '|---|---:|---:|---:|---:|---:|');
@@ -147,9 +168,13 @@ for (const v of variants) {
   const s = wall.get(v.name)!;
   out.push(`| ${v.what} | ${f0(s.median)} | ${f0(s.p25)}–${f0(s.p75)} | ${f0(s.min)} | ${f0(s.max)} | ${f0(((s.p75 - s.p25) / s.median) * 100)} % |`);
 }
-out.push('', `Added wall time per file, container pool against forks (target ≤ ${TARGET_MS_PER_FILE} ms):`, '',
-  '| from medians | min vs min | paired per round (median of round deltas) | target |', '|---:|---:|---:|---|',
-  `| ${f1(added)} ms | ${f1((container.min - forks.min) / FILES)} ms | ${f1(paired.median / FILES)} ms (p25–p75 ${f1(paired.p25 / FILES)}–${f1(paired.p75 / FILES)}) | ${added <= TARGET_MS_PER_FILE ? 'met' : `missed (${f1(added / TARGET_MS_PER_FILE)}×)`} |`,
+const addedPercent = ((container.median - forks.median) / forks.median) * 100;
+const pairedPercent = summarize(results.get('container')!.map((r, i) => ((r.wallMs - results.get('forks')![i]!.wallMs) / results.get('forks')![i]!.wallMs) * 100));
+const met = COVERAGE ? addedPercent <= TARGET_PERCENT : added <= TARGET_MS_PER_FILE;
+out.push('', `Added wall time, container pool against forks (target ≤ ${COVERAGE ? `+${TARGET_PERCENT} % of forks' wall time` : `${TARGET_MS_PER_FILE} ms per file`}):`, '',
+  '| per file, from medians | per file, min vs min | per file, paired (median of round deltas) | % of forks, medians | % of forks, paired | target |', '|---:|---:|---:|---:|---:|---|',
+  `| ${f1(added)} ms | ${f1((container.min - forks.min) / FILES)} ms | ${f1(paired.median / FILES)} ms (p25–p75 ${f1(paired.p25 / FILES)}–${f1(paired.p75 / FILES)}) | ${f1(addedPercent)} % | ${f1(pairedPercent.median)} % | ${met ? 'met' : 'missed'} |`,
+  ...(COVERAGE ? ['', `Coverage (json-summary total) was the same in every run of both pools: ${coverageTotals.get('any')}.`] : []),
   '', `With ${MAX_WORKERS} workers, a file's own latency grows by about ${MAX_WORKERS}× the wall-clock figure (files run ${MAX_WORKERS} at a time).`, '');
 
 const allTimes = results.get('container')!.flatMap((r) => r.poolTimes);
@@ -200,10 +225,11 @@ const text = out.join('\n');
 console.log(`\n${text}`);
 if (WRITE) {
   mkdirSync(join(benchDir, 'results'), { recursive: true });
-  const file = join(benchDir, 'results', `pool-${date}.md`);
+  const name = `pool${COVERAGE ? `-coverage-${COVERAGE}` : ''}-${date}`;
+  const file = join(benchDir, 'results', `${name}.md`);
   writeFileSync(file, text);
-  writeFileSync(join(benchDir, 'results', `pool-${date}.json`), JSON.stringify({
-    date, files: FILES, maxWorkers: MAX_WORKERS, poolOptions: JSON.parse(POOL_OPTIONS), load: [load0, load1], wall: Object.fromEntries(wall), paired,
+  writeFileSync(join(benchDir, 'results', `${name}.json`), JSON.stringify({
+    date, files: FILES, coverage: COVERAGE || undefined, addedPercent, maxWorkers: MAX_WORKERS, poolOptions: JSON.parse(POOL_OPTIONS), load: [load0, load1], wall: Object.fromEntries(wall), paired,
     addedPerFileMs: added, poolWorker: { start: ss, stop: sp }, phases, diagnostics: Object.fromEntries(diags),
     raw: Object.fromEntries([...results].map(([k, rs]) => [k, rs.map((r) => ({ wallMs: r.wallMs, files: r.files, poolTimes: r.poolTimes }))])),
   }, null, 1));

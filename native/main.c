@@ -1,7 +1,7 @@
 /* vtc-runtime: run a sandbox from an OCI bundle, or exec into a running one.
  *
  *   vtc-runtime run  --bundle DIR [--control-fd N] [--status-fd N] [--preserve-fd N]
- *   vtc-runtime exec --pid PID [--cgroup PATH] [--status-fd N] PROCESS_JSON
+ *   vtc-runtime exec --pid PID [--cgroup PATH] [--seccomp FILE] [--status-fd N] PROCESS_JSON
  *   vtc-runtime file --pid PID (--read PATH | --write PATH [--mode OCTAL])
  *   vtc-runtime spawner [--listen PATH --owner PID]   (starts the others for Node: see spawner.c)
  *   vtc-runtime features
@@ -36,6 +36,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <sys/signalfd.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -163,21 +164,120 @@ static void write_id_maps(pid_t pid, const jval *linux_) {
 
 /* ---------- run ---------- */
 
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/* A detached copy of path whose files are seen through the sandbox's user namespace (host uid 0 as its
+ * root, and so on). -1 when this kernel or file system cannot idmap it: the path is then bound as it is. */
+static int idmapped_clone(const idmap_request *r, int userns_fd) {
+  int at = r->recursive ? AT_RECURSIVE : 0;
+  int fd = (int)syscall(SYS_open_tree, AT_FDCWD, r->path, OPEN_TREE_CLONE | O_CLOEXEC | at);
+  if (fd < 0) return -1;
+  struct { uint64_t attr_set, attr_clr, propagation, userns_fd; } attr = { MOUNT_ATTR_IDMAP, 0, 0, (uint64_t)userns_fd };
+  if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | at, &attr, sizeof attr) < 0) {
+    report_event("warning", ",\"stage\":\"idmap\",\"errno\":%d,\"message\":\"not idmapped, bound as it is\"", errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* The go byte, with the idmapped mounts the spec asks for (SCM_RIGHTS) and, per request, whether one came. */
+static void release_child(int sock, pid_t child, const jval *cfg) {
+  idmap_request requests[253];
+  size_t n = rootfs_idmap_requests(cfg, requests, 253);
+  int fds[253], nfds = 0;
+  char data[1 + 253] = "g";
+  if (n) {
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/user", child);
+    int userns = open(ns, O_RDONLY | O_CLOEXEC);
+    if (userns < 0) die("idmap", ns, errno, "opening the sandbox's user namespace");
+    for (size_t i = 0; i < n; i++) {
+      int fd = idmapped_clone(&requests[i], userns);
+      data[1 + i] = fd >= 0 ? 1 : 0;
+      if (fd >= 0) fds[nfds++] = fd;
+    }
+    close(userns);
+  }
+  char control[CMSG_SPACE(sizeof fds)];
+  memset(control, 0, sizeof control);
+  struct iovec iov = { data, 1 + n };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  if (nfds) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+  }
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)(1 + n)) die("run", NULL, errno, "releasing the sandbox");
+  for (int i = 0; i < nfds; i++) close(fds[i]);
+}
+
+/* The child's side of release_child: -1 for each request that came without an idmapped mount. */
+static bool await_release(int sock, const jval *cfg, int *idmapped, size_t *nidmapped) {
+  idmap_request requests[253];
+  size_t n = rootfs_idmap_requests(cfg, requests, 253);
+  char data[1 + 253];
+  int fds[253];
+  char control[CMSG_SPACE(sizeof fds)];
+  struct iovec iov = { data, 1 + n };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  ssize_t got;
+  do got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (got < 0 && errno == EINTR);
+  if (got != (ssize_t)(1 + n) || data[0] != 'g') return false;
+  size_t nfds = 0;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+  }
+  size_t next = 0;
+  for (size_t i = 0; i < n; i++) idmapped[i] = data[1 + i] && next < nfds ? fds[next++] : -1;
+  *nidmapped = n;
+  return true;
+}
+
 /* Namespaces given by path are joined by the monitor before clone(), so the
  * sandbox is born in them (a shared network, a file's worker sandbox). The
  * user namespace goes first: it grants the rights to join the others, which
  * is what makes this work rootless (we own that user namespace). */
 static void join_spec_namespaces(const jval *nss) {
   static const char *const order[] = { "user", "network", "ipc", "uts", "pid", "cgroup" };
-  for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+  enum { N = sizeof order / sizeof order[0] };
+  /* All opened first, with our own rights: once in another user namespace we could no longer
+   * open the namespaces of a process that is not dumpable (a sandbox's pid 1). */
+  int fds[N];
+  const char *paths[N] = { 0 };
+  for (size_t o = 0; o < N; o++) {
+    fds[o] = -1;
     for (const jval *n = nss ? nss->child : NULL; n; n = n->next) {
       const char *t = json_str(n, "type"), *path = json_str(n, "path");
       if (!path || strcmp(t, order[o])) continue;
-      int fd = open(path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) die("namespaces", path, errno, "opening the %s namespace to join", t);
-      if (setns(fd, 0) < 0) die("namespaces", path, errno, "joining the %s namespace", t);
-      close(fd);
+      paths[o] = path;
+      fds[o] = open(path, O_RDONLY | O_CLOEXEC);
+      if (fds[o] < 0) die("namespaces", path, errno, "opening the %s namespace to join", t);
     }
+  }
+  bool root = geteuid() == 0;
+  for (size_t o = 0; o < N; o++) {
+    if (fds[o] < 0) continue;
+    if (setns(fds[o], 0) < 0) die("namespaces", paths[o], errno, "joining the %s namespace", order[o]);
+    close(fds[o]);
+  }
+  /* Gaining a user namespace's capabilities made us not dumpable; rootless, the sandbox's pid 1 inherits
+   * that and the caller could no longer reach its /proc/<pid>/ns (see child_main). */
+  if (!root && fds[0] >= 0) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   for (const jval *n = nss ? nss->child : NULL; n; n = n->next)
     if (json_str(n, "path") && !strcmp(json_str(n, "type"), "mount"))
       die("spec", "mount", ENOTSUP, "joining an existing mount namespace is not supported");
@@ -191,19 +291,36 @@ typedef struct {
   bool in_userns;
   int preserve_fd;
   const char *cgroup_v1_path; /* the child joins it itself (see cgroup_join_v1_self) */
+  const seccomp_program *seccomp;
+  bool started_by_root;       /* the caller was host root (our own uid reads 0 either way once mapped) */
 } child_args;
+
+/* In a user namespace of its own the sandbox's first process becomes that namespace's root: until
+ * now it kept the caller's host uid (root's, when started as root), which no sandbox process may have. */
+static void become_namespace_root(void) {
+  if (setresgid(0, 0, 0) < 0) die("userns", NULL, errno, "setresgid(0) in the sandbox's user namespace");
+  /* setgroups is denied in a user namespace with a single mapping (rootless without subordinate ids). */
+  if (setgroups(0, NULL) < 0 && errno != EPERM) die("userns", NULL, errno, "setgroups in the sandbox's user namespace");
+  if (setresuid(0, 0, 0) < 0) die("userns", NULL, errno, "setresuid(0) in the sandbox's user namespace");
+}
 
 static void child_main(child_args *a) {
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  char go;
+  static int idmapped[253];
+  size_t nidmapped = 0;
   /* EOF instead of the go byte: the monitor died before we were set up. */
-  if (read(a->sync_fd, &go, 1) != 1) _exit(EXIT_RUNTIME_ERROR);
+  if (!await_release(a->sync_fd, a->cfg, idmapped, &nidmapped)) _exit(EXIT_RUNTIME_ERROR);
   close(a->sync_fd);
+  /* Started by root: not dumpable from here on, as processes of the sandbox will share our uid and must not
+   * ptrace us or open /proc/1/fd. (Rootless, they are the caller's own uid anyway, and the caller must
+   * still reach /proc/<pid 1>/ns to exec into the sandbox, which a non-dumpable pid 1 would refuse it.) */
+  if (a->started_by_root) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   /* pid 1 never execs, so O_CLOEXEC does not protect it: drop every fd it does not need (the
    * monitor's control socket, a cgroup directory of the host, anything the caller leaked), or
    * the sandbox could reach host files through /proc/1/fd. */
-  int keep[72] = { report_fd(), a->preserve_fd };
+  int keep[72 + 253] = { report_fd(), a->preserve_fd };
   int nkeep = 2 + forward_fds(keep + 2, 70);
+  for (size_t i = 0; i < nidmapped; i++) keep[nkeep++] = idmapped[i];
   keep_only_fds(keep, nkeep);
   const jval *linux_ = json_get(a->cfg, "linux");
   /* cgroup v1: we move ourselves, first thing, before anything of the sandbox runs (v2: born there). */
@@ -213,16 +330,25 @@ static void child_main(child_args *a) {
   const char *hostname = json_str(a->cfg, "hostname");
   if (hostname && sethostname(hostname, strlen(hostname)) < 0) die("hostname", hostname, errno, "sethostname");
   if (a->ns_flags & CLONE_NEWNET) loopback_up();
-  rootfs_setup(a->cfg, a->bundle, a->in_userns);
+  /* What only the caller's identity reaches (bundle, image layers, bind sources) is opened first. */
+  rootfs_prepare(a->cfg, a->bundle, idmapped, nidmapped);
+  if (a->in_userns) become_namespace_root();
+  /* Rootless, pid 1 must stay dumpable (see above); entering a user namespace may have made it not. */
+  if (!a->started_by_root) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  join_new_session_keyring();
+  rootfs_setup(a->cfg, a->in_userns);
   rootfs_finish(a->cfg);
   (void)linux_;
   proc_spec p;
   proc_spec_load(&p, json_get(a->cfg, "process"));
   p.preserve_fd = a->preserve_fd;
+  p.seccomp = a->seccomp;
   init_main(&p);
 }
 
 static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
+  /* Read before joining any user namespace: in one, even a rootless caller's uid reads 0. */
+  bool started_by_root = geteuid() == 0;
   char path[4096];
   snprintf(path, sizeof path, "%s/config.json", bundle);
   char *text = read_file(path, 1 << 20);
@@ -239,6 +365,15 @@ static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
       if (!strcmp(t, ns_types[i].type)) flag = ns_types[i].flag;
     if (!flag) die("spec", t, EINVAL, "unknown namespace type");
     if (!json_str(n, "path")) flags |= flag;
+  }
+  /* Compiled here, once: pid 1 inherits it, and exec's processes load it from the bundle. */
+  static seccomp_program seccomp;
+  const jval *profile = json_get(linux_, "seccomp");
+  if (profile) {
+    seccomp_compile(profile, &seccomp);
+    char saved[4096];
+    snprintf(saved, sizeof saved, "%s/seccomp.bpf", bundle);
+    seccomp_save(&seccomp, saved);
   }
   /* Host-side listeners, made here in the host's network namespace (before joining any other); pid 1 inherits them. */
   forward_listen(cfg);
@@ -268,7 +403,7 @@ static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
     close(sv[0]);
     bool in_userns = false;
     for (const jval *n = nss ? nss->child : NULL; n; n = n->next) in_userns |= !strcmp(json_str(n, "type"), "user");
-    child_args a = { cfg, bundle, sv[1], flags, in_userns, preserve_fd, cgroup_fd < 0 ? cgroup_path : NULL };
+    child_args a = { cfg, bundle, sv[1], flags, in_userns, preserve_fd, cgroup_fd < 0 ? cgroup_path : NULL, profile ? &seccomp : NULL, started_by_root };
     child_main(&a);
   }
   close(sv[1]);
@@ -280,7 +415,7 @@ static int cmd_run(const char *bundle, int control_fd, int preserve_fd) {
   /* From here on a failure must take the child with it. */
   if (flags & CLONE_NEWUSER) write_id_maps((pid_t)pid, linux_);
   report_event("created", ",\"pid\":%ld", pid);
-  if (write(sv[0], "g", 1) != 1) die("run", NULL, errno, "releasing the sandbox");
+  release_child(sv[0], (pid_t)pid, cfg);
   close(sv[0]);
 
   struct pollfd pfd[2] = { { pidfd, POLLIN, 0 }, { control_fd, POLLIN, 0 } };
@@ -323,9 +458,13 @@ static bool same_ns(pid_t pid, const char *ns) {
 }
 
 static unsigned long expected_pidns; /* --pidns: the sandbox's pid namespace, to tell it from a reused pid */
+static bool joined_user_namespace;   /* join_namespaces entered the sandbox's user namespace */
 
 /* Returns the pidfd of the sandbox's pid 1 (the caller closes it). */
 static int join_namespaces(pid_t pid, int only) {
+  /* We keep the caller's (host) uid inside the sandbox's namespaces until the command's own identity
+   * is set: not dumpable, so no process of the sandbox can ptrace us or reach our fds meanwhile. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (pidfd < 0) die("exec", NULL, errno, "the sandbox's pid 1 (%d) is gone", pid);
   if (expected_pidns) {
@@ -344,6 +483,7 @@ static int join_namespaces(pid_t pid, int only) {
   for (size_t i = 0; i < sizeof joinable / sizeof joinable[0]; i++)
     if ((joinable[i].flag & only) && !same_ns(pid, joinable[i].name)) flags |= joinable[i].flag;
   if (flags && setns(pidfd, flags) < 0) die("exec", NULL, errno, "joining the sandbox's namespaces");
+  joined_user_namespace = flags & CLONE_NEWUSER;
   return pidfd;
 }
 
@@ -352,6 +492,9 @@ static int join_namespaces(pid_t pid, int only) {
  * against the sandbox's root, never the host's. */
 static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mode_t mode) {
   close(join_namespaces(pid, CLONE_NEWUSER | CLONE_NEWNS));
+  /* Files are read and written as the sandbox's root would: host root's rights over the image
+   * ('host': /etc/shadow) are not the sandbox's, and a written file belongs to the sandbox's root. */
+  if (joined_user_namespace) become_namespace_root();
   int in = 0, out = 1;
   const char *path = read_path ? read_path : write_path;
   /* Resolved strictly inside the sandbox's root: no "..", absolute symlink or /proc magic link
@@ -381,10 +524,15 @@ static int cmd_file(pid_t pid, const char *read_path, const char *write_path, mo
   return 0;
 }
 
-static int cmd_exec(pid_t pid, const char *cgroup_path, const char *process_json, int control_fd) {
+static int cmd_exec(pid_t pid, const char *cgroup_path, const char *seccomp_path, const char *process_json, int control_fd) {
   jval *process = parse_or_die(process_json, "process");
   proc_spec p;
   proc_spec_load(&p, process);
+  static seccomp_program seccomp;
+  if (seccomp_path) {
+    seccomp_load_file(seccomp_path, &seccomp);
+    p.seccomp = &seccomp;
+  }
   /* The command joins the sandbox's cgroup without a migration of a thread group (see cgroup.c):
    * on cgroup2 it is born there, on v1 this single-threaded helper moves itself and forks it. */
   if (cgroup_path) {
@@ -406,7 +554,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1], *bundle = NULL, *cgroup = NULL, *read_path = NULL, *write_path = NULL;
   mode_t mode = 0644;
   int control_fd = -1, preserve_fd = -1;
-  const char *connect_path = NULL, *token = NULL, *listen_path = NULL;
+  const char *connect_path = NULL, *token = NULL, *listen_path = NULL, *seccomp_path = NULL;
   bool stdin_from_caller = false;
   pid_t pid = 0, owner = 0;
   int i = 2;
@@ -425,6 +573,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--owner")) owner = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--listen")) listen_path = argv[++i];
     else if (!strcmp(argv[i], "--cgroup")) cgroup = argv[++i];
+    else if (!strcmp(argv[i], "--seccomp")) seccomp_path = argv[++i];
     else if (!strcmp(argv[i], "--read")) read_path = argv[++i];
     else if (!strcmp(argv[i], "--write")) write_path = argv[++i];
     else if (!strcmp(argv[i], "--mode")) mode = (mode_t)strtol(argv[++i], NULL, 8);
@@ -448,7 +597,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "exec")) {
     if (!pid || i >= argc) usage();
-    return cmd_exec(pid, cgroup, argv[i], control_fd);
+    return cmd_exec(pid, cgroup, seccomp_path, argv[i], control_fd);
   }
   if (!strcmp(cmd, "file")) {
     if (!pid || !read_path == !write_path) usage();

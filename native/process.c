@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -90,6 +91,7 @@ void proc_spec_load(proc_spec *p, const jval *process) {
   p->preserve_fd = -1;
   p->cgroup_fd = -1;
   p->cgroupns_fd = -1;
+  p->seccomp = NULL;
 }
 
 static void apply_rlimits(const jval *rlimits) {
@@ -136,6 +138,29 @@ static void apply_identity_and_caps(const proc_spec *p) {
   if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("process", NULL, errno, "no_new_privs");
 }
 
+/* A session keyring of its own: the caller's (a login's, the test runner's) may hold keys, and a
+ * process possesses every key its session keyring links to, whatever its uid. */
+void join_new_session_keyring(void) {
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+    die("keyring", NULL, errno, "joining a new session keyring");
+}
+
+/* What pid 1 keeps once the main process runs: no more than that process has (its bounding set, and of
+ * its capabilities only CAP_KILL, to forward signals to a main process of another uid), no_new_privs,
+ * the same seccomp filter, and not dumpable (set at its start), so the sandbox cannot ptrace it. */
+static void limit_init_privileges(const proc_spec *p) {
+  if (!p->caps) return; /* a spec without capabilities keeps everything: nothing to be "no more than" */
+  unsigned long long bounding = cap_mask(p->caps, "bounding"), keep = cap_mask(p->caps, "permitted") & (1ULL << CAP_KILL);
+  for (int c = 0; c <= last_cap(); c++)
+    if (!(bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+      die("capabilities", NULL, errno, "dropping %s from pid 1's bounding set", c < NCAPS ? cap_names[c] : "?");
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[2] = { { (unsigned)keep, (unsigned)keep, 0 }, { (unsigned)(keep >> 32), (unsigned)(keep >> 32), 0 } };
+  if (syscall(SYS_capset, &hdr, data) < 0) die("capabilities", NULL, errno, "pid 1's capset");
+  if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("process", NULL, errno, "pid 1's no_new_privs");
+  if (p->seccomp) seccomp_install(p->seccomp);
+}
+
 static const char *env_path(char **env) {
   for (char **e = env; *e; e++)
     if (!strncmp(*e, "PATH=", 5)) return *e + 5;
@@ -173,6 +198,9 @@ void proc_exec(const proc_spec *p, int errfd) {
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     for (int fd = 3; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
   if (p->preserve_fd >= 0) fcntl(p->preserve_fd, F_SETFD, 0);
+  join_new_session_keyring();
+  /* Last: from here on only the syscalls the profile allows (execve among them). */
+  if (p->seccomp) seccomp_install(p->seccomp);
   int err = exec_in_path(p->args, p->env);
   /* Like a shell: 127 when not found, 126 when found but not executable. */
   int code = err == ENOENT || err == ENOTDIR ? 127 : 126;
@@ -293,6 +321,7 @@ void init_main(const proc_spec *p) {
   pid_t main = spawn_checked(p, true);
   /* Only the main process uses the preserved fd; pid 1 keeping it would hold the channel open. */
   if (p->preserve_fd >= 0) close(p->preserve_fd);
+  limit_init_privileges(p);
   int status = supervise(main, true, -1);
   report_exit(status);
   /* pid 1 cannot be killed by its own signal: pass the status on as a code. */

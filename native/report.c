@@ -67,8 +67,8 @@ void die(const char *stage, const char *path, int err, const char *fmt, ...) {
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 void keep_only_fds(const int *keep, int n) {
-  int sorted[80], m = 0;
-  for (int i = 0; i < n && m < 80; i++)
+  int sorted[400], m = 0;
+  for (int i = 0; i < n && m < 400; i++)
     if (keep[i] > 2) sorted[m++] = keep[i];
   qsort(sorted, (size_t)m, sizeof *sorted, cmp_int);
   unsigned int from = 3;

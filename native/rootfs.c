@@ -27,6 +27,11 @@
  * overlay per top-level directory, and directories holding mounts are bound
  * read-only, recursively. */
 #define ANNOTATION_COMPOSE "org.vitest-container.rootfs.compose"
+/* "true": the image layers are seen through idmapped mounts of the sandbox's user namespace (a rootfs:
+ * directory with host owners, started by root), as if unpacked with the sandbox's ids. */
+#define ANNOTATION_IDMAP_LAYERS "org.vitest-container.rootfs.idmap"
+/* Comma-separated absolute paths that start as empty directories (mode 1777) on the scratch tmpfs. */
+#define ANNOTATION_FRESH_DIRS "org.vitest-container.rootfs.fresh-dirs"
 
 /* New mount API (Linux 5.2+); glibc's and the kernel's headers clash, so only what is used. */
 #define VTC_FSOPEN_CLOEXEC 0x1
@@ -35,6 +40,7 @@
 #define VTC_FSCONFIG_CMD_CREATE 6
 #define VTC_FSMOUNT_CLOEXEC 0x1
 #define VTC_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define VTC_MOVE_MOUNT_T_EMPTY_PATH 0x40
 
 static const struct { const char *name; unsigned long set, clear; } mount_flags[] = {
   {"ro", MS_RDONLY, 0}, {"rw", 0, MS_RDONLY}, {"nosuid", MS_NOSUID, 0}, {"suid", 0, MS_NOSUID},
@@ -50,7 +56,8 @@ static const struct { const char *name; unsigned long flag; } propagation_flags[
   {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
-typedef struct { unsigned long flags, propagation; char data[4096]; } mount_opts;
+/* recursive: "rro" makes every mount below the destination read-only too (runc's option of that name). */
+typedef struct { unsigned long flags, propagation; bool recursive_ro; char data[4096]; } mount_opts;
 
 static void parse_options(const jval *options, mount_opts *o) {
   memset(o, 0, sizeof *o);
@@ -58,6 +65,8 @@ static void parse_options(const jval *options, mount_opts *o) {
   for (const jval *c = options->child; c; c = c->next) {
     if (c->type != J_STR) die("mount", NULL, 0, "mount options must be strings");
     bool known = false;
+    if (!strcmp(c->str, "rro")) { o->recursive_ro = true; o->flags |= MS_RDONLY; continue; }
+    if (!strcmp(c->str, "idmap") || !strcmp(c->str, "ridmap")) continue; /* the monitor made it so (see rootfs_idmap_requests) */
     for (size_t i = 0; i < sizeof mount_flags / sizeof mount_flags[0]; i++)
       if (!strcmp(c->str, mount_flags[i].name)) { o->flags = (o->flags | mount_flags[i].set) & ~mount_flags[i].clear; known = true; }
     for (size_t i = 0; i < sizeof propagation_flags / sizeof propagation_flags[0]; i++)
@@ -129,21 +138,64 @@ static void remount_with(const char *target, unsigned long flags, const char *wh
     die("mount", what, errno, "remounting with the requested flags");
 }
 
-static void do_mount(int rootfd, const jval *m, bool in_userns) {
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+struct vtc_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+#ifndef MOUNT_ATTR_NOSUID
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+
+/* Read-only all the way down: the mount at target and every mount below it. A plain remount would
+ * leave a mount under the source (a tmpfs the host mounted there) writable. */
+static void make_readonly_recursive(const char *target, const char *what) {
+  struct vtc_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+  if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) == 0) return;
+  if (errno != ENOSYS) die("mount", what, errno, "making a mount read-only recursively");
+  /* Linux < 5.12: every mount point at or below target, one remount each (mountinfo lists parents first). */
+  char real[4096];
+  if (!realpath(target, real)) die("mount", what, errno, "resolving a mount point");
+  char *mountinfo = read_file("/proc/self/mountinfo", 1 << 22);
+  if (!mountinfo) die("mount", what, errno, "reading the mount table");
+  size_t len = strlen(real);
+  for (char *line = mountinfo; line && *line;) {
+    char mp[4096];
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, real, len) && (mp[len] == 0 || mp[len] == '/' || len == 1))
+      remount_with(mp, MS_RDONLY, what);
+    line = strchr(line, '\n');
+    if (line) line++;
+  }
+  free(mountinfo);
+}
+
+static void do_mount(int rootfd, const jval *m, int source_fd, bool source_idmapped, bool in_userns) {
   const char *dest = json_str(m, "destination"), *type = json_str(m, "type"), *source = json_str(m, "source");
   if (!dest || dest[0] != '/') die("mount", dest, EINVAL, "mount destination must be an absolute path");
   mount_opts o;
   parse_options(json_get(m, "options"), &o);
   bool bind = (o.flags & MS_BIND) || (type && !strcmp(type, "bind"));
   if (bind) {
-    if (!source) die("mount", dest, EINVAL, "bind mount without a source");
+    /* The source was opened by rootfs_prepare (with the caller's identity): bound through its fd. */
     struct stat st;
-    if (stat(source, &st) < 0) die("mount", source, errno, "bind mount source is missing");
+    if (source_fd < 0 || fstat(source_fd, &st) < 0) die("mount", source, errno ? errno : EBADF, "bind mount source is missing");
     int fd = open_in_root(rootfd, dest, S_ISDIR(st.st_mode));
     if (fd < 0) die("mount", dest, errno, "cannot create the mount point in the root filesystem");
-    char target[64];
+    char target[64], held[64];
     fd_path(fd, target, sizeof target);
-    if (mount(source, target, NULL, MS_BIND | (o.flags & MS_REC), NULL) < 0) die("mount", source, errno, "bind mount onto %s", dest);
+    fd_path(source_fd, held, sizeof held);
+    if (source_idmapped) {
+      /* Made by the monitor (open_tree + mount_setattr): already a copy of the source, recursive when asked. */
+      if (syscall(SYS_move_mount, source_fd, "", fd, "", VTC_MOVE_MOUNT_F_EMPTY_PATH | VTC_MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        die("mount", source, errno, "attaching an idmapped mount onto %s", dest);
+    } else if (mount(held, target, NULL, MS_BIND | (o.flags & MS_REC), NULL) < 0) {
+      die("mount", source, errno, "bind mount onto %s", dest);
+    }
     close(fd);
     /* The fd still names the directory under the new mount: reopen to reach the mount itself. */
     fd = open_in_root(rootfd, dest, S_ISDIR(st.st_mode));
@@ -151,6 +203,7 @@ static void do_mount(int rootfd, const jval *m, bool in_userns) {
     fd_path(fd, target, sizeof target);
     unsigned long extra = o.flags & ~(MS_BIND | MS_REC);
     if (extra) remount_with(target, extra, dest);
+    if (o.recursive_ro) make_readonly_recursive(target, dest);
     if (o.propagation && mount(NULL, target, NULL, o.propagation, NULL) < 0) die("mount", dest, errno, "propagation");
     close(fd);
     return;
@@ -165,7 +218,11 @@ static void do_mount(int rootfd, const jval *m, bool in_userns) {
     /* A user namespace may not mount sysfs when the host hides parts of it: fall back to the host's, read-only. */
     if (!strcmp(type, "sysfs") && in_userns && err == EPERM) {
       if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) < 0) die("mount", dest, errno, "binding /sys");
-      remount_with(target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, dest);
+      close(fd);
+      fd = open_in_root(rootfd, dest, true); /* the mount itself, not the directory under it */
+      fd_path(fd, target, sizeof target);
+      struct vtc_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+      if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr) < 0) make_readonly_recursive(target, dest);
     } else {
       die("mount", dest, err, "mounting %s", type);
     }
@@ -290,13 +347,80 @@ static bool has_mounts_below(const char *mountinfo, const char *path) {
   return false;
 }
 
+/* Whether the spec puts something of its own at dest: a mount, or a fresh directory. */
 static bool spec_mounts_over(const jval *cfg, const char *dest) {
   const jval *mounts = json_get(cfg, "mounts");
   for (const jval *m = mounts ? mounts->child : NULL; m; m = m->next) {
     const char *d = json_str(m, "destination");
     if (d && !strcmp(d, dest)) return true;
   }
+  const char *fresh = json_str(json_get(cfg, "annotations"), ANNOTATION_FRESH_DIRS);
+  for (char **f = fresh ? split(fresh, ',') : NULL; f && *f; f++)
+    if (!strcmp(*f, dest)) return true;
   return false;
+}
+
+/* One mountinfo line's mount point, per-mount options and file system type ("\040" and the like undone). */
+static bool parse_mountinfo_line(const char *line, char *mp, size_t mplen, char *opts, size_t optslen, char *fstype, size_t fslen) {
+  char rawmp[4096];
+  if (sscanf(line, "%*s %*s %*s %*s %4095s %1023s", rawmp, opts) != 2) return false;
+  (void)optslen;
+  const char *dash = strstr(line, " - ");
+  if (!dash || sscanf(dash + 3, "%63s", fstype) != 1) return false;
+  (void)fslen;
+  size_t o = 0;
+  for (const char *p = rawmp; *p && o + 1 < mplen; p++) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
+      mp[o++] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+      p += 3;
+    } else {
+      mp[o++] = *p;
+    }
+  }
+  mp[o] = 0;
+  return true;
+}
+
+/* File systems that are kernel interfaces, not files: never given an overlay (they stay as bound). */
+static bool pseudo_fs(const char *fstype) {
+  static const char *const pseudo[] = { "proc", "sysfs", "cgroup", "cgroup2", "devpts", "devtmpfs", "mqueue", "tracefs",
+    "debugfs", "securityfs", "pstore", "bpf", "configfs", "fusectl", "binfmt_misc", "autofs", "nsfs", "hugetlbfs",
+    "efivarfs", "selinuxfs", "rpc_pipefs", "nfsd", "squashfs", "iso9660" };
+  for (size_t i = 0; i < sizeof pseudo / sizeof pseudo[0]; i++)
+    if (!strcmp(fstype, pseudo[i])) return true;
+  return false;
+}
+
+/* Under the read-only bind of dir: every writable host mount with nothing mounted below it gets an
+ * overlay of its own, so that writes there go to the throwaway layer like everywhere else. (A mount with
+ * mounts below it cannot be overlay's lower layer in a user namespace: it would reveal what they cover.)
+ * An overlay the kernel refuses leaves that mount read-only, as bound. */
+static void overlay_leaf_mounts(const char *mountinfo, const char *dir, const char *scratch, const char *merged, char **opts) {
+  size_t dirlen = strlen(dir);
+  static int n;
+  for (const char *line = mountinfo; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    char mp[4096], mopts[1024], fstype[64];
+    if (!parse_mountinfo_line(line, mp, sizeof mp, mopts, sizeof mopts, fstype, sizeof fstype)) continue;
+    if (strncmp(mp, dir, dirlen) || (mp[dirlen] && mp[dirlen] != '/')) continue;
+    if (pseudo_fs(fstype) || !strncmp(mopts, "ro", 2) || strpbrk(mp, ":,")) continue;
+    bool leaf = true;
+    size_t mplen = strlen(mp);
+    for (const char *other = mountinfo; other && *other && leaf; other = strchr(other, '\n') ? strchr(other, '\n') + 1 : NULL) {
+      char omp[4096], oopts[1024], ofs[64];
+      if (parse_mountinfo_line(other, omp, sizeof omp, oopts, sizeof oopts, ofs, sizeof ofs) && !strncmp(omp, mp, mplen) && omp[mplen] == '/') leaf = false;
+    }
+    if (!leaf) continue;
+    char up[128], wk[128], target[4200], data[8192];
+    snprintf(up, sizeof up, "%s/upper-m%d", scratch, n);
+    snprintf(wk, sizeof wk, "%s/work-m%d", scratch, n++);
+    snprintf(target, sizeof target, "%s%s", merged, mp);
+    if (mkdir(up, 0755) < 0 || mkdir(wk, 0700) < 0) die("rootfs", up, errno, "mkdir");
+    size_t o = (size_t)snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s,workdir=%s", mp, up, wk);
+    for (char **p = opts; *p && o < sizeof data; p++) o += (size_t)snprintf(data + o, sizeof data - o, ",%s", *p);
+    if (o < sizeof data && mount("overlay", target, "overlay", 0, data) == 0) continue;
+    rmdir(wk);
+    rmdir(up);
+  }
 }
 
 static void compose_toplevel(const jval *cfg, const char *lower, const char *scratch, const char *merged, char **opts) {
@@ -324,8 +448,11 @@ static void compose_toplevel(const jval *cfg, const char *lower, const char *scr
     if (mkdir(dst, st.st_mode & 07777) < 0) die("rootfs", dst, errno, "mkdir");
     if (spec_mounts_over(cfg, rel)) continue; /* /proc, /dev, /sys, /tmp: the spec gives fresh ones */
     if (has_mounts_below(mountinfo, src)) {
+      /* The host's mounts show, read-only all the way down (a checkout on its own mount, /home, ...);
+       * those with nothing mounted below them then get a throwaway layer of their own. */
       if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", src, errno, "binding a directory that holds mounts");
-      remount_with(dst, MS_RDONLY, src);
+      make_readonly_recursive(dst, src);
+      overlay_leaf_mounts(mountinfo, src, scratch, merged, opts);
       continue;
     }
     snprintf(up, sizeof up, "%s/upper%s", scratch, rel);
@@ -338,9 +465,56 @@ static void compose_toplevel(const jval *cfg, const char *lower, const char *scr
   free(mountinfo);
 }
 
-static char newroot[4096];
+/* What rootfs_prepare opened while the sandbox still had the caller's identity. From a user namespace
+ * whose root is not the caller, the bundle (0700), the image cache (e.g. under /root) and bind sources
+ * may be out of reach by path; these fds reach them through /proc/self/fd without a lookup above them. */
+static struct {
+  int scratch;     /* the scratch tmpfs (upper/, work/, merged/, fresh/); without layers, the root itself */
+  bool layered;    /* scratch is a tmpfs holding an overlay (else: the spec's root path, bound) */
+  int *lowers;     /* one per lower layer, top-most first */
+  bool *lower_idmapped; /* lowers[i] is a detached idmapped mount from the monitor (attached in rootfs_setup) */
+  int nlowers;
+  int *sources;    /* per spec mount: its bind source, or -1 */
+  bool *source_idmapped; /* sources[i] is a detached idmapped mount from the monitor: moved into place, not bound */
+  int nsources;
+} prepared = { -1, false, NULL, NULL, 0, NULL, NULL, 0 };
 
-void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns) {
+static bool has_option(const jval *m, const char *name) {
+  const jval *opts = json_get(m, "options");
+  for (const jval *o = opts ? opts->child : NULL; o; o = o->next)
+    if (o->type == J_STR && !strcmp(o->str, name)) return true;
+  return false;
+}
+
+size_t rootfs_idmap_requests(const jval *cfg, idmap_request *out, size_t max) {
+  size_t n = 0;
+  const jval *ann = json_get(cfg, "annotations");
+  const char *layers = json_str(ann, ANNOTATION_LOWERDIRS), *idmap = json_str(ann, ANNOTATION_IDMAP_LAYERS);
+  if (layers && idmap && !strcmp(idmap, "true")) {
+    char **lowers = split(layers, ':');
+    for (int i = 0; lowers[i] && n < max; i++) out[n++] = (idmap_request){ lowers[i], false, i, -1 };
+  }
+  const jval *mounts = json_get(cfg, "mounts");
+  int i = 0;
+  for (const jval *m = mounts ? mounts->child : NULL; m && n < max; m = m->next, i++) {
+    bool recursive = has_option(m, "ridmap");
+    if ((recursive || has_option(m, "idmap")) && json_str(m, "source")) out[n++] = (idmap_request){ json_str(m, "source"), recursive, -1, i };
+  }
+  return n;
+}
+
+static bool is_bind(const jval *m) {
+  const char *type = json_str(m, "type");
+  if (type && !strcmp(type, "bind")) return true;
+  const jval *opts = json_get(m, "options");
+  for (const jval *o = opts ? opts->child : NULL; o; o = o->next)
+    if (o->type == J_STR && (!strcmp(o->str, "bind") || !strcmp(o->str, "rbind"))) return true;
+  return false;
+}
+
+void rootfs_prepare(const jval *cfg, const char *bundle, const int *idmapped, size_t nidmapped) {
+  idmap_request requests[256];
+  size_t nrequests = rootfs_idmap_requests(cfg, requests, 256);
   const jval *linux_ = json_get(cfg, "linux"), *root = json_get(cfg, "root"), *ann = json_get(cfg, "annotations");
   const char *prop = json_str(linux_, "rootfsPropagation");
   unsigned long propagation = MS_REC | MS_PRIVATE;
@@ -354,48 +528,129 @@ void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns) {
   else snprintf(rootpath, sizeof rootpath, "%s/%s", bundle, rp);
 
   const char *lowerdirs = json_str(ann, ANNOTATION_LOWERDIRS);
+  prepared.layered = lowerdirs != NULL;
   if (lowerdirs) {
-    /* A tmpfs private to this mount namespace holds the writable layer: it is
-     * gone the moment the sandbox's last process is. */
+    /* A tmpfs private to this mount namespace holds the writable layer: it is gone the moment the
+     * sandbox's last process is. Its root belongs to the sandbox's root (uid=0 is read in our user
+     * namespace), and one size caps everything written: the root's upper layer and the fresh dirs. */
     const char *size = json_str(ann, ANNOTATION_UPPER_SIZE);
     char data[128];
-    snprintf(data, sizeof data, "mode=0755%s%s", size ? ",size=" : "", size ? size : "");
+    snprintf(data, sizeof data, "mode=0755,uid=0,gid=0%s%s", size ? ",size=" : "", size ? size : "");
     if (mount("vtc-scratch", rootpath, "tmpfs", MS_NOSUID | MS_NODEV, data) < 0) die("rootfs", rootpath, errno, "mounting the scratch tmpfs");
-    char upper[4200], work[4200];
-    snprintf(upper, sizeof upper, "%s/upper", rootpath);
-    snprintf(work, sizeof work, "%s/work", rootpath);
-    snprintf(newroot, sizeof newroot, "%s/merged", rootpath);
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(newroot, 0755) < 0) die("rootfs", rootpath, errno, "mkdir");
     char **lowers = split(lowerdirs, ':');
     if (!lowers[0]) die("overlay", NULL, EINVAL, "no lower layers");
-    for (char **l = lowers; *l; l++)
-      if (access(*l, X_OK) < 0) die("overlay", *l, errno, "a lower layer is missing or not accessible");
+    for (char **l = lowers; *l; l++) prepared.nlowers++;
+    prepared.lowers = calloc((size_t)prepared.nlowers, sizeof(int));
+    prepared.lower_idmapped = calloc((size_t)prepared.nlowers, sizeof(bool));
+    for (int i = 0; i < prepared.nlowers; i++) {
+      for (size_t r = 0; r < nrequests && r < nidmapped; r++)
+        if (requests[r].layer == i && idmapped[r] >= 0) { prepared.lowers[i] = idmapped[r]; prepared.lower_idmapped[i] = true; }
+      if (prepared.lower_idmapped[i]) continue;
+      prepared.lowers[i] = open(lowers[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (prepared.lowers[i] < 0) die("overlay", lowers[i], errno, "a lower layer is missing or not accessible");
+    }
+  } else if (mount(rootpath, rootpath, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    die("rootfs", rootpath, errno, "binding the root filesystem");
+  }
+  /* Opened after the mount above, so the path walk lands on the mount, not the directory under it. */
+  prepared.scratch = open(rootpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (prepared.scratch < 0) die("rootfs", rootpath, errno, "opening the root filesystem");
+
+  const jval *mounts = json_get(cfg, "mounts");
+  prepared.nsources = (int)json_len(mounts);
+  prepared.sources = calloc((size_t)prepared.nsources + 1, sizeof(int));
+  prepared.source_idmapped = calloc((size_t)prepared.nsources + 1, sizeof(bool));
+  int i = 0;
+  for (const jval *m = mounts ? mounts->child : NULL; m; m = m->next, i++) {
+    prepared.sources[i] = -1;
+    if (!is_bind(m)) continue;
+    for (size_t r = 0; r < nrequests && r < nidmapped; r++)
+      if (requests[r].mount == i && idmapped[r] >= 0) { prepared.sources[i] = idmapped[r]; prepared.source_idmapped[i] = true; }
+    if (prepared.source_idmapped[i]) continue;
+    const char *source = json_str(m, "source");
+    if (!source) die("mount", json_str(m, "destination"), EINVAL, "bind mount without a source");
+    prepared.sources[i] = open(source, O_PATH | O_CLOEXEC);
+    if (prepared.sources[i] < 0) die("mount", source, errno, "bind mount source is missing");
+  }
+}
+
+static void close_prepared(void) {
+  close(prepared.scratch);
+  for (int i = 0; i < prepared.nlowers; i++) close(prepared.lowers[i]);
+  for (int i = 0; i < prepared.nsources; i++)
+    if (prepared.sources[i] >= 0) close(prepared.sources[i]);
+}
+
+/* Directories that start empty on the scratch tmpfs (e.g. /tmp: its writes share the writable layer's size cap). */
+static void mount_fresh_dirs(const jval *cfg, int rootfd) {
+  const char *list = json_str(json_get(cfg, "annotations"), ANNOTATION_FRESH_DIRS);
+  if (!list || !prepared.layered) return;
+  if (mkdirat(prepared.scratch, "fresh", 0755) < 0 && errno != EEXIST) die("rootfs", "fresh", errno, "mkdir");
+  char **dirs = split(list, ',');
+  for (int i = 0; dirs[i]; i++) {
+    char name[32], held[96], target[64];
+    snprintf(name, sizeof name, "fresh/%d", i);
+    if (mkdirat(prepared.scratch, name, 01777) < 0 || fchmodat(prepared.scratch, name, 01777, 0) < 0) die("rootfs", dirs[i], errno, "making a fresh directory");
+    snprintf(held, sizeof held, "/proc/self/fd/%d/%s", prepared.scratch, name);
+    int fd = open_in_root(rootfd, dirs[i], true);
+    if (fd < 0) die("mount", dirs[i], errno, "cannot create the mount point in the root filesystem");
+    fd_path(fd, target, sizeof target);
+    if (mount(held, target, NULL, MS_BIND, NULL) < 0) die("mount", dirs[i], errno, "binding a fresh directory");
+    close(fd);
+  }
+}
+
+void rootfs_setup(const jval *cfg, bool in_userns) {
+  const jval *ann = json_get(cfg, "annotations");
+  char scratch[64], newroot[96];
+  fd_path(prepared.scratch, scratch, sizeof scratch);
+  snprintf(newroot, sizeof newroot, "%s", scratch);
+  if (prepared.layered) {
+    char upper[96], work[96];
+    snprintf(upper, sizeof upper, "%s/upper", scratch);
+    snprintf(work, sizeof work, "%s/work", scratch);
+    snprintf(newroot, sizeof newroot, "%s/merged", scratch);
+    if (mkdirat(prepared.scratch, "upper", 0755) < 0 || mkdirat(prepared.scratch, "work", 0700) < 0 || mkdirat(prepared.scratch, "merged", 0755) < 0)
+      die("rootfs", "scratch", errno, "mkdir");
+    char **lowers = calloc((size_t)prepared.nlowers + 1, sizeof(char *));
+    for (int i = 0; i < prepared.nlowers; i++) {
+      lowers[i] = malloc(96);
+      if (!prepared.lower_idmapped[i]) {
+        fd_path(prepared.lowers[i], lowers[i], 96);
+        continue;
+      }
+      /* A detached mount: attached on the scratch tmpfs first, where overlay takes it by path on every kernel. */
+      char name[32];
+      snprintf(name, sizeof name, "layer-%d", i);
+      snprintf(lowers[i], 96, "%s/%s", scratch, name);
+      if (mkdirat(prepared.scratch, name, 0755) < 0) die("overlay", name, errno, "mkdir");
+      if (syscall(SYS_move_mount, prepared.lowers[i], "", AT_FDCWD, lowers[i], VTC_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        die("overlay", name, errno, "attaching an idmapped image layer");
+    }
     const char *optstr = json_str(ann, ANNOTATION_OVERLAY_OPTIONS);
     char **opts = split(optstr ? optstr : "", ',');
     const char *compose = json_str(ann, ANNOTATION_COMPOSE);
     if (compose && !strcmp(compose, "toplevel")) {
-      if (lowers[1]) die("overlay", lowers[1], EINVAL, "compose=toplevel takes exactly one lower directory");
-      /* The merged root itself is part of the scratch tmpfs. */
-      compose_toplevel(cfg, lowers[0], rootpath, newroot, opts);
+      if (prepared.nlowers != 1) die("overlay", NULL, EINVAL, "compose=toplevel takes exactly one lower directory");
+      /* The merged root itself is part of the scratch tmpfs. The live tree is walked by its path. */
+      compose_toplevel(cfg, split(json_str(ann, ANNOTATION_LOWERDIRS), ':')[0], scratch, newroot, opts);
       if (mount(newroot, newroot, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", newroot, errno, "binding the composed root");
     } else if (!mount_overlay_fsconfig(lowers, upper, work, opts, newroot)) {
       mount_overlay_classic(lowers, upper, work, opts, newroot);
     }
-  } else {
-    snprintf(newroot, sizeof newroot, "%s", rootpath);
-    if (mount(newroot, newroot, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", newroot, errno, "binding the root filesystem");
   }
 
   int rootfd = open(newroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) die("rootfs", newroot, errno, "opening the root filesystem");
+  mount_fresh_dirs(cfg, rootfd);
   bool dev_tmpfs = false;
   const jval *mounts = json_get(cfg, "mounts");
-  if (mounts)
-    for (const jval *m = mounts->child; m; m = m->next) {
-      do_mount(rootfd, m, in_userns);
-      const char *d = json_str(m, "destination"), *t = json_str(m, "type");
-      if (d && t && !strcmp(d, "/dev") && !strcmp(t, "tmpfs")) dev_tmpfs = true;
-    }
+  int i = 0;
+  for (const jval *m = mounts ? mounts->child : NULL; m; m = m->next, i++) {
+    do_mount(rootfd, m, prepared.sources[i], prepared.source_idmapped[i], in_userns);
+    const char *d = json_str(m, "destination"), *t = json_str(m, "type");
+    if (d && t && !strcmp(d, "/dev") && !strcmp(t, "tmpfs")) dev_tmpfs = true;
+  }
   if (dev_tmpfs) populate_dev(rootfd);
 
   if (chdir(newroot) < 0) die("rootfs", newroot, errno, "chdir");
@@ -404,6 +659,8 @@ void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns) {
   if (umount2(".", MNT_DETACH) < 0) die("rootfs", "/", errno, "detaching the old root");
   if (chdir("/") < 0) die("rootfs", "/", errno, "chdir /");
   close(rootfd);
+  /* pid 1 never execs: no fd of the host's tree may stay open in it. */
+  close_prepared();
 }
 
 void rootfs_finish(const jval *cfg) {
@@ -421,7 +678,7 @@ void rootfs_finish(const jval *cfg) {
     for (const jval *m = ro->child; m; m = m->next) {
       if (m->type != J_STR || access(m->str, F_OK) < 0) continue;
       if (mount(m->str, m->str, NULL, MS_BIND | MS_REC, NULL) < 0) die("mount", m->str, errno, "binding a read-only path");
-      remount_with(m->str, MS_RDONLY, m->str);
+      make_readonly_recursive(m->str, m->str);
     }
   if (json_bool(json_get(cfg, "root"), "readonly", false)) remount_with("/", MS_RDONLY, "/");
 }

@@ -24,6 +24,16 @@ void die(const char *stage, const char *path, int err, const char *fmt, ...) __a
 /* JSON-escapes s into buf. */
 const char *json_escape(const char *s, char *buf, size_t len);
 
+/* ---- seccomp.c: linux.seccomp compiled to BPF ---- */
+struct sock_filter;
+typedef struct { struct sock_filter *insns; unsigned short len; } seccomp_program;
+/* Compiles an OCI seccomp profile for this architecture; dies on anything it cannot express. */
+void seccomp_compile(const jval *profile, seccomp_program *out);
+void seccomp_install(const seccomp_program *prog);
+/* The compiled program, kept in the bundle so that exec's processes get the same filter. */
+void seccomp_save(const seccomp_program *prog, const char *path);
+void seccomp_load_file(const char *path, seccomp_program *out);
+
 /* ---- process.c: the container's processes ---- */
 typedef struct {
   char **args;
@@ -39,12 +49,14 @@ typedef struct {
   int preserve_fd;     /* an extra fd the process keeps (e.g. Node's IPC channel), or -1 */
   int cgroup_fd;       /* a cgroup2 directory the process is born in (CLONE_INTO_CGROUP), or -1 */
   int cgroupns_fd;     /* with cgroup_fd: a pidfd whose cgroup namespace the process then enters, or -1 */
+  const seccomp_program *seccomp; /* installed last, just before exec; NULL: none */
 } proc_spec;
 
 void proc_spec_load(proc_spec *p, const jval *process);
 /* In the forked child: applies rlimits, identity, capabilities and execs.
  * Never returns; on exec failure prints a shell-style message and exits 126/127. */
 void proc_exec(const proc_spec *p, int errfd) __attribute__((noreturn));
+void join_new_session_keyring(void);
 /* Runs as the sandbox's pid 1: starts the main process, reaps every child,
  * forwards signals, exits with the main process's status. */
 void init_main(const proc_spec *p) __attribute__((noreturn));
@@ -53,7 +65,16 @@ void init_main(const proc_spec *p) __attribute__((noreturn));
 int run_and_wait(const proc_spec *p, bool report_started, int control_fd);
 
 /* ---- rootfs.c: the sandbox's file tree ---- */
-void rootfs_setup(const jval *cfg, const char *bundle, bool in_userns);
+/* What the spec wants seen with the sandbox's own ids (an idmapped mount): bind mounts with the "idmap" or
+ * "ridmap" option, and the image layers when the rootfs.idmap annotation says so. Only the monitor, with the
+ * caller's rights over the host's mounts, can make those; it hands them to pid 1 in this order. */
+typedef struct { const char *path; bool recursive; int layer; int mount; } idmap_request; /* layer or mount index, -1 */
+size_t rootfs_idmap_requests(const jval *cfg, idmap_request *out, size_t max);
+/* With the caller's identity: makes the mount tree private, mounts the scratch tmpfs, opens the layers and
+ * bind sources. idmapped: one fd per rootfs_idmap_requests entry (-1: not idmapped, use the plain path). */
+void rootfs_prepare(const jval *cfg, const char *bundle, const int *idmapped, size_t nidmapped);
+/* As the sandbox's root: overlay, the spec's mounts, devices, pivot_root. */
+void rootfs_setup(const jval *cfg, bool in_userns);
 void rootfs_finish(const jval *cfg);   /* after pivot_root: masked and read-only paths */
 void loopback_up(void);
 

@@ -48,6 +48,13 @@ export class CommandError extends ContainerError {
 /** An image that cannot be found, read, verified or unpacked. */
 export class ImageError extends ContainerError {}
 
+/**
+ * An image that could not be fetched from where it lives: a registry (unreachable, TLS,
+ * unauthorized, rate limited, unknown tag or repository) or the local Docker/podman daemon.
+ * A kind of ImageError, so code that handles image failures handles these too.
+ */
+export class RegistryError extends ImageError {}
+
 /** A wait strategy (log line, port, command, HTTP, healthcheck) did not succeed in time. */
 export class WaitTimeoutError extends ContainerError {}
 

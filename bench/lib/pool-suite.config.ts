@@ -1,7 +1,8 @@
 // The config bench/pool.bench.ts runs the runner bench's generated suite with
 // (bench/fixtures/runner-suite/idle/, `vitest run --config <this> --root <suite>`):
 // BENCH_POOL=forks → Vitest's own `pool: 'forks'`; BENCH_POOL=container →
-// `containerPool(BENCH_POOL_OPTIONS)`. With BENCH_POOL_TIMES set, each pool worker's
+// `containerPool(BENCH_POOL_OPTIONS)`; BENCH_DIR picks the files (idle/, or covered/ for
+// --coverage runs). With BENCH_POOL_TIMES set, each pool worker's
 // start() and stop() are timed (wall clock, epoch ms) and appended there as JSON lines.
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,7 +47,9 @@ function pool(): 'forks' | PoolRunnerInitializer {
 export default defineConfig({
   test: {
     root: suite,
-    include: ['idle/*.test.ts'],
+    include: [`${process.env.BENCH_DIR ?? 'idle'}/*.test.ts`],
+    // Used by --coverage runs (covered/ files): json-summary, so the bench can compare the pools' numbers.
+    coverage: { include: ['src/**'], reporter: ['json-summary'], reportsDirectory: process.env.BENCH_COVERAGE_DIR ?? 'coverage' },
     pool: pool(),
     reporters: ['default', join(suite, 'reporter.ts')],
   },

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { ContainerOptions, MountOption } from '../runtime/options.ts';
 import type { PortOption } from '../net/ports.ts';
+import type { WaitFor } from '../runtime/wait.ts';
 import { UsageError } from './output.ts';
 
 export const containerFlags = {
@@ -30,6 +31,46 @@ export const containerFlagsHelp = `Sandbox options (the same as in environmentOp
   -w, --workdir DIR    working directory inside the sandbox
   -u, --user USER      user inside the sandbox: name, uid, name:group or uid:gid
   --hostname NAME      host name inside the sandbox`;
+
+/** How `run` waits for the sandbox to be ready before it runs the command, as the environment's waitFor and timeout. */
+export const waitFlags = {
+  'wait-port': { type: 'string', multiple: true },
+  'wait-log': { type: 'string' },
+  timeout: { type: 'string' },
+  'no-wait': { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const waitFlagsHelp = `Readiness (as environmentOptions.container's waitFor and timeout):
+  --wait-port PORT     wait until PORT listens inside the sandbox (repeatable);
+                       by default every port the image exposes (ExposedPorts)
+  --wait-log TEXT      wait until the main process prints TEXT (/regexp/ for a pattern)
+  --timeout MS         how long the waits may take (default 60000)
+  --no-wait            start the command at once`;
+
+type WaitValues = { 'wait-port'?: string[]; 'wait-log'?: string; timeout?: string; 'no-wait'?: boolean };
+
+/** The waits asked for on the command line (undefined: none asked for, use the defaults), and the timeout. */
+export function waitOptions(values: WaitValues): { waitFor: WaitFor[] | undefined; timeout: number | undefined } {
+  const waits: WaitFor[] = (values['wait-port'] ?? []).map((p) => {
+    const n = number(p, 'wait-port');
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`--wait-port: "${p}" is not a port number`);
+    return { port: n };
+  });
+  const log = values['wait-log'];
+  if (log !== undefined) {
+    const re = /^\/(.+)\/([a-z]*)$/.exec(log);
+    try {
+      waits.push({ log: re ? new RegExp(re[1]!, re[2]) : log });
+    } catch (err) {
+      throw new UsageError(`--wait-log: ${(err as Error).message}`);
+    }
+  }
+  if (values['no-wait'] && waits.length) throw new UsageError('--no-wait and --wait-port/--wait-log contradict each other');
+  return {
+    waitFor: values['no-wait'] ? [] : waits.length ? waits : undefined,
+    timeout: values.timeout === undefined ? undefined : number(values.timeout, 'timeout'),
+  };
+}
 
 type FlagValues = { [K in keyof typeof containerFlags]?: (typeof containerFlags)[K] extends { multiple: true } ? string[] : string };
 

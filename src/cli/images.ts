@@ -6,7 +6,8 @@ import { out, UsageError } from './output.ts';
 
 export const imagesHelp = `Usage: vitest-environment-container images [list|prune] [options]
 
-  list (default)   the cached images (by reference and manifest digest) and their unpacked layers
+  list (default)   pulled references (registry, daemon) and the digests they resolved to,
+                   the cached images (by reference and manifest digest) and their unpacked layers
   prune            remove cached images not used for --older-than, then every layer no
                    remaining image uses; without --older-than or --all only unused layers
                    (and unpacks a crashed process left) go
@@ -18,7 +19,8 @@ Options:
   --dry-run           prune: say what would go, remove nothing
   --json              machine-readable output
 
-Images come back on the next use: they are unpacked again from their source.`;
+Images come back on the next use: they are unpacked again from their source
+(a pulled reference whose image is pruned is pulled again).`;
 
 const short = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
@@ -31,6 +33,11 @@ function table(rows: string[][]): string[] {
 function printListing(listing: CacheListing): void {
   const now = Date.now();
   out(`cache ${listing.cacheDir}: ${listing.images.length} image(s), ${listing.layers.length} layer(s), ${formatBytes(listing.totalBytes)}`);
+  if (listing.references.length) {
+    out();
+    const rows = listing.references.map((r) => [r.reference, r.platform, r.manifestDigest, `${formatAge(now - r.pulledAt.getTime())} ago`]);
+    for (const l of table([['PULLED', 'PLATFORM', 'DIGEST', 'CHECKED'], ...rows])) out(l);
+  }
   if (listing.images.length) {
     out();
     const rows = listing.images.map((im) => [im.reference, short(im.manifestDigest), String(im.layers.length), `${formatAge(now - im.lastUsed.getTime())} ago`]);

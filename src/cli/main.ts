@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// npx vitest-environment-container <command>: doctor, run, images.
+// npx vitest-environment-container <command>: doctor, run, images, pull.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertSupportedNode } from '../node-version.ts';
 import { packageRoot } from '../path.ts';
 import { doctor, doctorHelp } from './doctor/command.ts';
 import { images, imagesHelp } from './images.ts';
 import { out, reportError, UsageError } from './output.ts';
+import { pull, pullHelp } from './pull.ts';
 import { run, runHelp } from './run.ts';
 
 interface Command {
@@ -17,6 +19,7 @@ const commands: Record<string, Command> = {
   doctor: { help: doctorHelp, main: doctor },
   run: { help: runHelp, main: run },
   images: { help: imagesHelp, main: images },
+  pull: { help: pullHelp, main: pull },
 };
 
 const usage = `Usage: vitest-environment-container <command> [options]
@@ -25,6 +28,7 @@ Commands:
   doctor    check what this host supports for sandboxes, and how to fix what it lacks
   run       a shell (or a command) in the same sandbox a test would get, for debugging
   images    list or prune the image layer cache
+  pull      fetch an image from a registry (redis:7) or the Docker/podman daemon into the cache
 
 Options:
   -h, --help     help (also: <command> --help)
@@ -49,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command "${name}"`);
+  // doctor reports it as one of its checks; the others cannot work on an older Node.
+  if (name !== 'doctor') assertSupportedNode();
   // Help is asked for before `--`; after it, -h belongs to the command run in the sandbox.
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
   if (own.includes('-h') || own.includes('--help')) {

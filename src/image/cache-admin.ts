@@ -1,10 +1,23 @@
 // Listing and pruning the layer cache (used by the CLI's `images` command).
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { defaultCacheDir, imageMemoPath, imagesDir, layerDir, layerKey, layersDir, tmpDir } from './cache-layout.ts';
+import { defaultCacheDir, imageMemoPath, imagesDir, layerDir, layerKey, layersDir, refsDir, tmpDir } from './cache-layout.ts';
 import type { ImageMemo, LayerInfo } from './cache-layout.ts';
 import { parseDigest } from './digest.ts';
 import { removeTree } from './fs-util.ts';
+import { listRefs, refKey } from './ref-store.ts';
+
+/** A reference pulled from a registry or a daemon, and the image it resolved to. */
+export interface PulledReference {
+  reference: string;
+  platform: string;
+  /** the platform's image manifest (an entry of images) */
+  manifestDigest: string;
+  /** what the name pointed at: an index or manifest digest, or the daemon's image id */
+  topDigest: string;
+  from: string;
+  pulledAt: Date;
+}
 
 export interface CachedImage {
   manifestDigest: string;
@@ -27,6 +40,8 @@ export interface CachedLayer {
 
 export interface CacheListing {
   cacheDir: string;
+  /** pulled registry and daemon references whose image is still cached */
+  references: PulledReference[];
   images: CachedImage[];
   layers: CachedLayer[];
   totalBytes: number;
@@ -63,7 +78,10 @@ export async function listCache(options: { cacheDir?: string } = {}): Promise<Ca
     const lastUsed = new Date(Math.max(unpackedAt.getTime(), ...users.map((u) => u.lastUsed.getTime())));
     layers.push({ diffId: info.diffId, path: `${layerDir(cacheDir, key)}/fs`, bytes: info.bytes, entries: info.entries, unpackedAt, lastUsed, images: users.map((u) => u.manifestDigest) });
   }
-  return { cacheDir, images, layers, totalBytes: layers.reduce((a, l) => a + l.bytes, 0) };
+  const cachedImages = new Set(images.map((im) => im.manifestDigest));
+  const references = listRefs(cacheDir).filter((r) => cachedImages.has(r.manifestDigest))
+    .map((r) => ({ reference: r.reference, platform: r.platform, manifestDigest: r.manifestDigest, topDigest: r.topDigest, from: r.from, pulledAt: new Date(r.pulledAt) }));
+  return { cacheDir, references, images, layers, totalBytes: layers.reduce((a, l) => a + l.bytes, 0) };
 }
 
 export async function pruneCache(options: PruneOptions = {}): Promise<PruneResult> {
@@ -79,6 +97,12 @@ export async function pruneCache(options: PruneOptions = {}): Promise<PruneResul
     } else {
       for (const d of image.layers) keep.add(layerKey(parseDigest(d, 'cache')));
     }
+  }
+  // A pulled reference goes with its image: the next use pulls again.
+  const removed = new Set(result.removedImages);
+  for (const ref of listRefs(cacheDir)) {
+    if (!removed.has(ref.manifestDigest)) continue;
+    if (!options.dryRun) rmSync(`${refsDir(cacheDir)}/${refKey(ref.reference, ref.platform)}.json`, { force: true });
   }
   for (const key of entries(layersDir(cacheDir))) {
     if (keep.has(key)) continue;

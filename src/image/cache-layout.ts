@@ -1,8 +1,14 @@
 // Where things live in the cache directory:
 //
-//   <cache>/layers/<hex>/fs          one unpacked layer = one overlay lower dir (keyed by diff_id)
+//   <cache>/layers/<hex>/fs          one unpacked layer = one overlay lower dir (keyed by diff_id), as a
+//                                    rootless user unpacks it (every file the user's own)
+//   <cache>/layers-<uid>/<hex>/fs    the same as root unpacks it: owners shifted into the id range that
+//                                    root-started sandboxes map (src/id-range.ts; -<uid>-<gid> when the
+//                                    gid range starts elsewhere), so they keep the image's owners inside
 //   <cache>/layers/<hex>/layer.json  what the unpack found (size, entries, xattr form)
 //   <cache>/images/<hex>.json        a resolved image (manifest digest -> config + layers); mtime = last use
+//   <cache>/refs/<hex>.json          a pulled reference (registry or daemon) -> the manifest it resolved to
+//   <cache>/locks/                   flock files: one process fetches a layer (or pulls a reference) at a time
 //   <cache>/tmp/                     unpacks in progress; renamed into layers/ when verified
 //
 // Paths stay short because legacy overlay mounts pass all lower dirs in one
@@ -10,6 +16,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from './digest.ts';
+import { rootSandboxIdRanges } from '../id-range.ts';
+
+/** Image uid u is stored as host uid `uid + u` (gid likewise), for u below count. */
+export interface OwnerShift { uid: number; gid: number; count: number }
 
 export function defaultCacheDir(): string {
   const env = process.env;
@@ -26,6 +36,8 @@ export interface LayerInfo {
   unpackedAt: string;
   /** 'trusted+user' when unpacked as root, 'user' when rootless (then mounts need userxattr) */
   xattrs: 'trusted+user' | 'user';
+  /** As root: the host ids the image's ids 0.. were shifted to. */
+  owners?: OwnerShift;
   skipped: { devices: number; unsupported: number; xattrs: number };
 }
 
@@ -42,16 +54,26 @@ export function layerKey(d: Digest): string {
   return d.algorithm === 'sha256' ? d.hex : `${d.algorithm}-${d.hex}`;
 }
 
+/** How this process unpacks owners: shifted into the sandbox id range as root, the caller's own otherwise. */
+export function ownerShift(): OwnerShift | undefined {
+  if (process.geteuid?.() !== 0) return undefined;
+  const { uids, gids } = rootSandboxIdRanges();
+  return { uid: uids.start, gid: gids.start, count: Math.min(uids.count, gids.count) };
+}
+
+/** The layer directory for this process's owner form (see the top of this file). */
 export function layersDir(cache: string): string {
-  return `${cache}/layers`;
+  const shift = ownerShift();
+  if (!shift) return `${cache}/layers`;
+  return shift.gid === shift.uid ? `${cache}/layers-${shift.uid}` : `${cache}/layers-${shift.uid}-${shift.gid}`;
 }
 
 export function layerDir(cache: string, key: string): string {
-  return `${cache}/layers/${key}`;
+  return `${layersDir(cache)}/${key}`;
 }
 
 export function lowerDir(cache: string, key: string): string {
-  return `${cache}/layers/${key}/fs`;
+  return `${layerDir(cache, key)}/fs`;
 }
 
 export function imagesDir(cache: string): string {
@@ -64,4 +86,12 @@ export function imageMemoPath(cache: string, manifestDigest: string): string {
 
 export function tmpDir(cache: string): string {
   return `${cache}/tmp`;
+}
+
+export function refsDir(cache: string): string {
+  return `${cache}/refs`;
+}
+
+export function locksDir(cache: string): string {
+  return `${cache}/locks`;
 }

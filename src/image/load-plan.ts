@@ -4,15 +4,16 @@ import { ImageError } from '../errors.ts';
 import { parseDigest, parseJson, readVerified } from './digest.ts';
 import type { Digest } from './digest.ts';
 import { isConfig, isLayer } from './media-types.ts';
-import { blobPath, readBlob } from './select-manifest.ts';
-import type { Descriptor, SelectedManifest } from './select-manifest.ts';
-import type { ImageSource } from './source/types.ts';
+import { blobPath } from './select-manifest.ts';
+import type { Descriptor } from './select-manifest.ts';
+import type { ContentSource, ImageSource } from './source/types.ts';
 import type { ImageConfig } from './types.ts';
 
 export interface LayerPlan {
   /** digest of the uncompressed tar: the cache key */
   diffId: Digest;
-  blobPath: string;
+  /** where a layout or archive keeps the blob; undefined for registries and daemons */
+  blobPath?: string;
   /** digest and size of the blob as stored; unknown for legacy `<id>/layer.tar` members */
   blobDigest?: Digest;
   blobSize?: number;
@@ -33,10 +34,10 @@ interface ConfigBlob {
 
 const MAX_LAYERS = 500;
 
-export async function loadPlan(source: ImageSource, reference: string, selected: SelectedManifest): Promise<ImagePlan> {
-  if (selected.kind === 'legacy') return loadLegacy(source, reference, selected.digest, selected.manifest);
+/** An OCI or Docker schema 2 manifest (from any source) -> plan. */
+export async function loadPlan(content: ContentSource, reference: string, selected: { digest: string; descriptor: Descriptor }): Promise<ImagePlan> {
   const what = `${reference}: manifest ${selected.digest}`;
-  const manifest = parseJson(await readBlob(source, selected.descriptor, what), what) as { config?: Descriptor; layers?: Descriptor[]; schemaVersion?: number };
+  const manifest = parseJson(await content.readManifest(selected.descriptor, what), what) as { config?: Descriptor; layers?: Descriptor[]; schemaVersion?: number };
   if (!manifest.config || !Array.isArray(manifest.layers)) {
     throw new ImageError('IMAGE_INVALID_MANIFEST', `${what} has no config or layers (schema ${manifest.schemaVersion ?? '?'})`, {
       fix: 'only Docker schema 2 and OCI image manifests are supported; re-export with skopeo copy',
@@ -46,7 +47,7 @@ export async function loadPlan(source: ImageSource, reference: string, selected:
     throw new ImageError('IMAGE_NOT_A_CONTAINER_IMAGE', `${what}: config media type ${manifest.config.mediaType} is not a container image config (an OCI artifact?)`);
   }
   const configWhat = `${reference}: config ${manifest.config.digest}`;
-  const config = parseJson(await readBlob(source, manifest.config, configWhat), configWhat) as ConfigBlob;
+  const config = parseJson(await content.readBlob(manifest.config, configWhat), configWhat) as ConfigBlob;
   const diffIds = diffIdsOf(config, manifest.layers.length, configWhat);
   const layers = manifest.layers.map((d, i): LayerPlan => {
     if (!isLayer(d.mediaType)) {
@@ -60,7 +61,8 @@ export async function loadPlan(source: ImageSource, reference: string, selected:
   return { manifestDigest: selected.digest, config: config.config ?? {}, layers };
 }
 
-async function loadLegacy(source: ImageSource, reference: string, manifestDigest: string, m: { Config: string; Layers: string[] }): Promise<ImagePlan> {
+/** A docker-archive's manifest.json entry -> plan (its members are named by path). */
+export async function loadLegacyPlan(source: ImageSource, reference: string, manifestDigest: string, m: { Config: string; Layers: string[] }): Promise<ImagePlan> {
   const configWhat = `${reference}: config ${m.Config}`;
   if (source.size(m.Config) === undefined) throw new ImageError('IMAGE_BLOB_MISSING', `${configWhat} is missing from the archive`);
   const config = parseJson(await readVerified(source.open(m.Config), configWhat, digestFromPath(m.Config)), configWhat) as ConfigBlob;

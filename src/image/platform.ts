@@ -35,3 +35,10 @@ export function platformScore(offered: Platform, wanted: Platform): number {
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 }
+
+/** 'linux/arm64', 'linux/arm/v7' -> Platform. */
+export function parsePlatform(text: string): Platform | undefined {
+  const [os, architecture, variant, ...rest] = text.split('/');
+  if (!os || !architecture || rest.length || !/^[a-z0-9_]+$/.test(os) || !/^[a-z0-9_]+$/.test(architecture) || (variant !== undefined && !/^[a-z0-9]+$/.test(variant))) return undefined;
+  return variant ? { os, architecture, variant } : { os, architecture };
+}

@@ -7,7 +7,7 @@ export interface Progress {
   done(): void;
 }
 
-export function startProgress(reference: string, totalBytes: number, enabled: boolean): Progress {
+export function startProgress(reference: string, totalBytes: number, enabled: boolean, activity = 'unpacking'): Progress {
   if (!enabled || process.env.VITEST_CONTAINER_PROGRESS === '0') return { update() {}, done() {} };
   const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
   const every = tty ? 200 : 5000;
@@ -17,7 +17,7 @@ export function startProgress(reference: string, totalBytes: number, enabled: bo
   const line = (): string => {
     const mb = (n: number): string => (n / 1e6).toFixed(1);
     const pct = totalBytes ? ` ${Math.min(100, Math.floor((bytes / totalBytes) * 100))}%` : '';
-    return `vitest-environment-container: unpacking ${reference}${pct} (${mb(bytes)}/${mb(totalBytes)} MB, ${((Date.now() - started) / 1000).toFixed(0)} s)`;
+    return `vitest-environment-container: ${activity} ${reference}${pct} (${mb(bytes)}/${mb(totalBytes)} MB, ${((Date.now() - started) / 1000).toFixed(0)} s)`;
   };
   const print = (): void => {
     printed = true;

@@ -1,86 +1,93 @@
 // resolveImage: reference -> verified, unpacked, cached layers.
 // A cached image costs: read index.json (or the archive's header table, once
-// per process), read one small memo, stat the layer dirs.
-import { existsSync, mkdirSync, readFileSync, utimesSync } from 'node:fs';
+// per process), read one small memo, stat the layer dirs. A pulled registry or
+// daemon image with pull: 'missing' costs two small reads and the stats.
 import { ImageError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { defaultCacheDir, imageMemoPath, imagesDir, layerKey, lowerDir } from './cache-layout.ts';
-import type { ImageMemo } from './cache-layout.ts';
-import { parseDigest } from './digest.ts';
-import { writeFileAtomic } from './fs-util.ts';
-import { ensureLayers } from './layer-store.ts';
-import { loadPlan } from './load-plan.ts';
-import { hostPlatform } from './platform.ts';
-import { parseReference } from './reference.ts';
+import { defaultCacheDir } from './cache-layout.ts';
+import { classifyImageName } from './image-name.ts';
+import { readImageMemo, storeImage, toResolved } from './image-store.ts';
+import { loadLegacyPlan, loadPlan } from './load-plan.ts';
+import { formatPlatform, hostPlatform, parsePlatform } from './platform.ts';
+import type { Platform } from './platform.ts';
+import { PULL_POLICIES, pullImage } from './pull.ts';
+import type { Puller } from './pull.ts';
+import { formatReference } from './source/registry/reference.ts';
+import type { ImageReference } from './reference.ts';
 import { selectManifest } from './select-manifest.ts';
+import { fileContent } from './source/file-content.ts';
 import { openSource } from './source/open.ts';
-import type { LayerLimits, ResolvedImage, ResolveOptions } from './types.ts';
+import type { ResolvedImage, ResolveOptions } from './types.ts';
 
 const log = logger('image');
 
-export const DEFAULT_LIMITS: LayerLimits = { maxEntries: 1_000_000, maxBytes: 64 * 2 ** 30 };
-
 export async function resolveImage(ref: string, options: ResolveOptions = {}): Promise<ResolvedImage> {
   const cache = options.cacheDir ?? defaultCacheDir();
-  const parsed = parseReference(ref);
-  const source = openSource(parsed.path);
-  const selected = await selectManifest(source, parsed, options.platform ?? hostPlatform());
+  const platform = choosePlatform(options.platform);
+  if (options.pull !== undefined && !PULL_POLICIES.includes(options.pull)) {
+    throw new ImageError('IMAGE_INVALID_PULL_POLICY', `pull: ${JSON.stringify(options.pull)} is not a pull policy`, { fix: "use 'missing', 'always' or 'never'" });
+  }
+  const name = classifyImageName(ref);
+  // Registry and daemon code (node:https, node:http) is loaded only for their images: every test
+  // worker that starts a sandbox from a local layout resolves an image, and pays for its imports.
+  // A registry image found in the cache (pull: 'missing') loads none of it.
+  if (name.kind === 'registry') {
+    let connected: Puller | undefined;
+    const connect = async (): Promise<Puller> => {
+      const { registryPuller } = await import('./source/registry/pull.ts');
+      const { loadRegistriesConfig } = await import('./source/registry/config.ts');
+      return (connected ??= registryPuller(name.ref, platform, options.registries ?? loadRegistriesConfig()));
+    };
+    const puller: Puller = {
+      reference: formatReference(name.ref),
+      from: name.ref.registry,
+      current: async () => (await connect()).current(),
+      open: async (current) => (await connect()).open(current),
+    };
+    try {
+      return await pullImage(ref, puller, formatPlatform(platform), cache, options);
+    } catch (err) {
+      throw name.shadowedPath ? withPathHint(err, ref, name.shadowedPath) : err;
+    }
+  }
+  if (name.kind === 'daemon') {
+    const { daemonPuller } = await import('./source/daemon.ts');
+    return pullImage(ref, daemonPuller(name.name, cache, platform), formatPlatform(platform), cache, options);
+  }
+  return resolveFromFiles(name.ref, cache, platform, options);
+}
 
-  const cached = readMemo(cache, selected.digest);
+/** An OCI layout directory or an image archive. */
+async function resolveFromFiles(parsed: ImageReference, cache: string, platform: Platform, options: ResolveOptions): Promise<ResolvedImage> {
+  const ref = parsed.raw;
+  const source = openSource(parsed.path);
+  const selected = await selectManifest(source, parsed, platform);
+  const cached = readImageMemo(cache, selected.digest);
   if (cached) {
     log('%s: cached as %s', ref, selected.digest);
     return toResolved(ref, cache, cached);
   }
-
-  const plan = await loadPlan(source, ref, selected);
-  const privileged = process.geteuid?.() === 0;
-  const infos = await ensureLayers(plan, {
-    cache, reference: ref, source, privileged, progress: options.progress ?? true, onProgress: options.onProgress,
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
-  });
-  const memo: ImageMemo = {
-    manifestDigest: plan.manifestDigest,
-    reference: ref,
-    config: plan.config,
-    layers: plan.layers.map((l) => `${l.diffId.algorithm}:${l.diffId.hex}`),
-    // Layers unpacked rootless carry only user.overlay.* attributes.
-    overlayOptions: infos.some((i) => i.xattrs === 'user') ? ['userxattr'] : [],
-  };
-  mkdirSync(imagesDir(cache), { recursive: true });
-  writeFileAtomic(imageMemoPath(cache, memo.manifestDigest), JSON.stringify(memo));
-  return toResolved(ref, cache, memo);
+  const content = fileContent(source);
+  const plan = selected.kind === 'legacy'
+    ? await loadLegacyPlan(source, ref, selected.digest, selected.manifest)
+    : await loadPlan(content, ref, selected);
+  return toResolved(ref, cache, await storeImage(plan, content, ref, cache, options));
 }
 
-function readMemo(cache: string, manifestDigest: string): ImageMemo | undefined {
-  const path = imageMemoPath(cache, manifestDigest);
-  let memo: ImageMemo;
-  try {
-    memo = JSON.parse(readFileSync(path, 'utf8')) as ImageMemo;
-  } catch {
-    return undefined;
+function choosePlatform(option: ResolveOptions['platform']): Platform {
+  if (option === undefined) return hostPlatform();
+  if (typeof option !== 'string') return option;
+  const platform = parsePlatform(option);
+  if (!platform) {
+    throw new ImageError('IMAGE_INVALID_PLATFORM', `platform "${option}" is not OS/ARCH[/VARIANT]`, { fix: 'write it like linux/amd64, linux/arm64 or linux/arm/v7' });
   }
-  // A pruned or hand-deleted layer makes the memo stale: fall back to a full resolve.
-  for (const diffId of memo.layers) {
-    if (!existsSync(lowerDir(cache, layerKey(parseDigest(diffId, path))))) return undefined;
-  }
-  try {
-    const now = new Date();
-    utimesSync(path, now, now); // last use, for listCache and pruneCache
-  } catch { /* a read-only cache still works */ }
-  return memo;
+  return platform;
 }
 
-function toResolved(reference: string, cache: string, memo: ImageMemo): ResolvedImage {
-  if (!memo.layers.length) {
-    throw new ImageError('IMAGE_NO_LAYERS', `${reference} has no layers`, { fix: 'an image needs at least one layer to be a root filesystem' });
-  }
-  return {
-    reference,
-    manifestDigest: memo.manifestDigest,
-    // Top-most first. A layer repeated lower down (e.g. the empty layer) is dropped: the upper
-    // copy already covers it, and overlay refuses the same lower dir twice.
-    lowerDirs: [...new Set(memo.layers.map((d) => lowerDir(cache, layerKey(parseDigest(d, reference)))).reverse())],
-    overlayOptions: [...memo.overlayOptions],
-    config: structuredClone(memo.config),
-  };
+/** A bare name that is also a directory here (not an image) went to a registry: say so when that failed. */
+function withPathHint(err: unknown, ref: string, path: string): unknown {
+  if (!(err instanceof ImageError)) return err;
+  const hint = `"${ref}" was taken as a registry reference; ${path} exists but is not an image (no index.json or manifest.json). For a local image write ./${ref} or oci:${ref}`;
+  const Kind = err.constructor as typeof ImageError;
+  return new Kind(err.code, `${err.message.replace(/\n {2}fix: .*$/s, '')}\n  note: ${hint}`, { cause: err, fix: err.fix });
 }

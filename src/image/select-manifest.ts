@@ -8,7 +8,8 @@ import { isIndex, isManifest } from './media-types.ts';
 import { formatPlatform, platformScore } from './platform.ts';
 import type { Platform } from './platform.ts';
 import type { ImageReference } from './reference.ts';
-import type { ImageSource } from './source/types.ts';
+import { fileContent } from './source/file-content.ts';
+import type { ContentSource, ImageSource } from './source/types.ts';
 
 export interface Descriptor {
   mediaType?: string;
@@ -44,7 +45,7 @@ export async function selectManifest(source: ImageSource, ref: ImageReference, p
     const candidates = ref.digest ? findByDigest(index, ref.digest) : ref.tag ? index.filter((d) => tagMatches(d, ref.tag!)) : index;
     if (candidates.length || !hasLegacy) {
       if (!candidates.length && ref.digest) return { kind: 'oci', ...await descriptorFromBlob(source, ref, ref.digest, platform) };
-      return { kind: 'oci', ...await pick(source, ref, candidates, platform, 0, index) };
+      return { kind: 'oci', ...await pick(fileContent(source), ref, candidates, platform, 0, index) };
     }
   }
   return selectLegacy(source, ref);
@@ -81,8 +82,16 @@ function isAttestation(d: Descriptor): boolean {
     || (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown');
 }
 
+/**
+ * The image manifest for this platform, starting from a registry's answer for a
+ * tag or digest: the manifest itself, or an index to choose from.
+ */
+export async function choosePlatformManifest(content: ContentSource, reference: string, top: Descriptor, platform: Platform): Promise<{ digest: string; descriptor: Descriptor }> {
+  return pick(content, { raw: reference }, [top], platform, 0, [top]);
+}
+
 /** Chooses one descriptor at this level, then descends into nested indexes. */
-async function pick(source: ImageSource, ref: ImageReference, list: Descriptor[], platform: Platform, depth: number, all: Descriptor[]): Promise<{ digest: string; descriptor: Descriptor }> {
+async function pick(content: ContentSource, ref: Pick<ImageReference, 'raw' | 'tag'>, list: Descriptor[], platform: Platform, depth: number, all: Descriptor[]): Promise<{ digest: string; descriptor: Descriptor }> {
   if (depth > MAX_INDEX_DEPTH) throw new ImageError('IMAGE_INVALID_INDEX', `${ref.raw}: image indexes nested more than ${MAX_INDEX_DEPTH} deep`);
   const usable = list.filter((d) => !isAttestation(d));
   let chosen: Descriptor | undefined;
@@ -113,8 +122,8 @@ async function pick(source: ImageSource, ref: ImageReference, list: Descriptor[]
   chosen = chosen!;
   if (isIndex(chosen.mediaType)) {
     const what = `${ref.raw}: index ${chosen.digest}`;
-    const nested = descriptors(parseJson(await readBlob(source, chosen, what), what), what);
-    return pick(source, ref, nested, platform, depth + 1, nested);
+    const nested = descriptors(parseJson(await content.readManifest(chosen, what), what), what);
+    return pick(content, ref, nested, platform, depth + 1, nested);
   }
   if (chosen.mediaType !== undefined && !isManifest(chosen.mediaType)) {
     throw new ImageError('IMAGE_UNSUPPORTED_MEDIA_TYPE', `${ref.raw}: ${chosen.digest} has media type ${chosen.mediaType}, not an image manifest or index`);
@@ -142,7 +151,7 @@ async function descriptorFromBlob(source: ImageSource, ref: ImageReference, dige
   const what = `${ref.raw}: blob ${descriptor.digest}`;
   const json = parseJson(await readBlob(source, descriptor, what), what) as { mediaType?: string; manifests?: unknown };
   descriptor.mediaType = json.mediaType ?? (json.manifests ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json');
-  return pick(source, ref, [descriptor], platform, 0, [descriptor]);
+  return pick(fileContent(source), ref, [descriptor], platform, 0, [descriptor]);
 }
 
 export function blobPath(d: Digest): string {

@@ -1,6 +1,7 @@
 // The few system calls Node has no API for: mknod (overlay whiteouts, FIFOs),
 // extended attributes (opaque directories, file capabilities, cgroup v2
-// marks) and flock (making cgroup v2 levels one process at a time). koffi is
+// marks) and flock (making cgroup v2 levels one process at a time, and one
+// process fetching a layer or pulling a reference at a time). koffi is
 // required on first use, not imported: loading its native addon takes ~8 ms,
 // which every test worker would pay for nothing.
 import { closeSync, openSync } from 'node:fs';
@@ -35,7 +36,9 @@ function load(): Libc {
 const S_IFCHR = 0o020000;
 const S_IFIFO = 0o010000;
 const LOCK_EX = 2;
+const LOCK_NB = 4;
 const EINTR = 4;
+const EWOULDBLOCK = 11;
 const ENODATA = 61;
 const ENOTSUP = 95;
 
@@ -89,5 +92,15 @@ export function withFileLock<T>(path: string, fn: () => T): T {
     return fn();
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Takes an exclusive flock on an open descriptor if nobody holds one: true when taken. Never blocks. */
+export function tryLock(fd: number, path: string): boolean {
+  for (;;) {
+    if (load().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+    const errno = load().errno();
+    if (errno === EWOULDBLOCK) return false;
+    if (errno !== EINTR) throw new SyscallError('flock', errno, path);
   }
 }

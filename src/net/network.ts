@@ -5,7 +5,7 @@
 // Members share loopback like the containers of a Kubernetes pod: two members
 // cannot listen on the same port. Nothing outside the namespace reaches in,
 // and there is no route out.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidOptionsError } from '../errors.ts';
@@ -13,7 +13,7 @@ import type { Container } from '../runtime/container.ts';
 
 export interface NetworkNamespaces {
   network: string;
-  /** Set when sandboxes are rootless: members join the pause sandbox's user namespace, which grants joining its network. */
+  /** The pause sandbox's own user namespace (it has one unless started by a pool worker's peer): members join it first. */
   user?: string;
 }
 
@@ -48,9 +48,12 @@ export class Network implements AsyncDisposable {
     return this.#removed;
   }
 
-  namespaces(rootless: boolean): NetworkNamespaces {
+  /** The namespaces a member joins: the network's, and the user namespace that owns it (a member must be born in it to use it). */
+  namespaces(): NetworkNamespaces {
     const pid = this.#pause.pid;
-    return { network: `/proc/${pid}/ns/net`, ...(rootless ? { user: `/proc/${pid}/ns/user` } : {}) };
+    const user = `/proc/${pid}/ns/user`;
+    const own = statSync(user).ino !== statSync('/proc/self/ns/user').ino;
+    return { network: `/proc/${pid}/ns/net`, ...(own ? { user } : {}) };
   }
 
   /** Makes alias resolve (to the shared loopback) in every member, present and future. */

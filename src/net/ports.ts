@@ -24,10 +24,15 @@ export function normalizePorts(ports: unknown): { port: number; hostPort: number
     }
     return { port, hostPort };
   });
-  const seen = new Set<number>();
-  for (const { port } of out) {
+  const seen = new Set<number>(), hostPorts = new Set<number>();
+  for (const { port, hostPort } of out) {
     if (seen.has(port)) throw new InvalidOptionsError('INVALID_OPTIONS', `ports: ${port} is listed twice`);
     seen.add(port);
+    if (hostPort && hostPorts.has(hostPort)) {
+      throw new InvalidOptionsError('INVALID_OPTIONS', `ports: host port ${hostPort} is asked for twice; one host port forwards to one container port`,
+        { fix: 'give each entry its own hostPort, or leave hostPort out to get a free one' });
+    }
+    hostPorts.add(hostPort);
   }
   return out;
 }

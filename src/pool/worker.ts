@@ -1,10 +1,11 @@
-// One Vitest worker process, run inside its own sandbox: Vitest's own worker
-// entry (workers/forks.js) started as the sandbox's main process, talking to
-// Vitest over a Node IPC channel that the runtime passes through.
+// One Vitest worker process, run inside its own sandbox: our worker entry
+// (worker-entry.ts, on Vitest's public worker API) started as the sandbox's main
+// process, talking to Vitest over a Node IPC channel that the runtime passes through.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
 import type { PoolOptions, PoolWorker, WorkerRequest } from 'vitest/node';
 import { OutOfMemoryError, SandboxError } from '../errors.ts';
@@ -16,6 +17,9 @@ import type { ContainerOptions, MountOption } from '../runtime/options.ts';
 import { normalizeOptions } from '../runtime/options.ts';
 import { pidNamespaceOf, reapNamespace } from '../runtime/reaper.ts';
 import { POOL_WORKER_ENV, startSandbox } from '../runtime/start.ts';
+import { packageRoot } from '../path.ts';
+import { VITEST_DIST_ENV } from '../vitest/version.ts';
+import { isHostWriteRequest, performHostWrite } from './host-writes.ts';
 
 const log = logger('pool');
 
@@ -23,6 +27,9 @@ const log = logger('pool');
 export type PoolSandboxOptions = Pick<ContainerOptions, 'memory' | 'cpus' | 'pids' | 'cpuset' | 'mounts' | 'tmpfsSize' | 'cgroupParent'>;
 
 export const POOL_NAME = 'container';
+
+// The worker's entry: next to this module in the repository (.ts); its own entry of the bundle once built.
+const workerEntry = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./worker-entry.ts', import.meta.url)) : join(packageRoot(), 'dist', 'pool', 'worker-entry.js');
 
 function formatBytes(n: number): string {
   return n >= 2 ** 30 ? `${+(n / 2 ** 30).toFixed(2)} GiB` : `${Math.round(n / 2 ** 20)} MiB`;
@@ -35,7 +42,7 @@ export class ContainerPoolWorker implements PoolWorker {
   readonly #options: PoolOptions;
   readonly #sandboxOptions: PoolSandboxOptions;
   readonly #errors = new EventEmitter();
-  readonly #exitListeners = new Map<(...args: unknown[]) => void, (...args: unknown[]) => void>();
+  readonly #wrappedListeners = new Map<(...args: unknown[]) => void, (...args: unknown[]) => void>();
   #container: Container | undefined;
   #files: string[] = [];
   #pidNamespace = '0';
@@ -54,28 +61,39 @@ export class ContainerPoolWorker implements PoolWorker {
     return this.#container;
   }
 
-  /** Host paths the worker must write for real: the image cache (sandboxes it starts unpack into it). */
+  /**
+   * Host paths the worker must write for real: the image cache (sandboxes it starts unpack into
+   * it) and, with --coverage on Vitest 5, the directory where workers write their raw coverage
+   * (Vitest 4.1 sends it over the channel instead). Everything else it writes is throwaway.
+   */
   #writableMounts(): MountOption[] {
     const mounts: MountOption[] = [];
     const cache = defaultCacheDir();
     if (existsSync(cache)) mounts.push({ source: cache, target: cache });
+    const coverage = this.#options.project.serializedConfig.coverage as { enabled?: boolean; coverageFilesDirectory?: string };
+    if (coverage.enabled && coverage.coverageFilesDirectory && existsSync(coverage.coverageFilesDirectory)) {
+      mounts.push({ source: coverage.coverageFilesDirectory, target: coverage.coverageFilesDirectory });
+    }
     return mounts;
   }
 
   async start(): Promise<void> {
-    const entry = resolve(this.#options.distPath, 'workers/forks.js');
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.#options.env)) if (v !== undefined) env[k] = v;
     Object.assign(env, {
       NODE_CHANNEL_FD: '5',
       NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
-      [POOL_WORKER_ENV]: '1',
+      // '1': this worker runs one file, and the sandboxes it starts share its localhost. 'shared'
+      // (isolate: false): it runs file after file, and a finished file's sandbox may still be
+      // running (see session/release.ts), so each gets a network of its own.
+      [POOL_WORKER_ENV]: this.#options.project.config.isolate === false ? 'shared' : '1',
+      [VITEST_DIST_ENV]: this.#options.distPath,
       HOME: env.HOME ?? homedir(),
     });
     const options: ContainerOptions = {
       ...this.#sandboxOptions,
       image: 'host',
-      cmd: [process.execPath, ...this.#options.execArgv, entry],
+      cmd: [process.execPath, ...this.#options.execArgv, workerEntry],
       env,
       workdir: this.#options.project.config.root,
       mounts: [...this.#writableMounts(), ...(this.#sandboxOptions.mounts ?? [])],
@@ -88,10 +106,24 @@ export class ContainerPoolWorker implements PoolWorker {
     const logs = this.#container.logStream();
     logs.pipe(this.#stdout, { end: false });
     this.#container.channel.on('error', (err) => this.#errors.emit('error', err));
+    // The worker's snapshot writes (see host-writes.ts).
+    const channel = this.#container.channel;
+    const root = this.#options.project.config.root;
+    channel.on('message', (message: unknown) => {
+      if (isHostWriteRequest(message) && channel.connected) channel.send(performHostWrite(root, message));
+    });
   }
 
   on(event: string, callback: (...args: any[]) => void): void {
     if (event === 'error') return void this.#errors.on('error', callback);
+    if (event === 'message') {
+      // Vitest sees its own messages only.
+      const filtered = (message: unknown) => {
+        if (!isHostWriteRequest(message)) callback(message);
+      };
+      this.#wrappedListeners.set(callback, filtered as (...args: unknown[]) => void);
+      return void this.#sandbox.channel.on(event, filtered);
+    }
     if (event !== 'exit') return void this.#sandbox.channel.on(event, callback);
     // One clear error instead of "worker exited unexpectedly" when the kernel killed it for memory.
     const wrapped = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -100,14 +132,14 @@ export class ContainerPoolWorker implements PoolWorker {
         else callback(code, signal);
       });
     };
-    this.#exitListeners.set(callback, wrapped as (...args: unknown[]) => void);
+    this.#wrappedListeners.set(callback, wrapped as (...args: unknown[]) => void);
     this.#sandbox.channel.on('exit', wrapped);
   }
 
   off(event: string, callback: (...args: any[]) => void): void {
     if (event === 'error') return void this.#errors.off('error', callback);
-    const wrapped = this.#exitListeners.get(callback);
-    this.#exitListeners.delete(callback);
+    const wrapped = this.#wrappedListeners.get(callback);
+    this.#wrappedListeners.delete(callback);
     this.#container?.channel.off(event, (wrapped ?? callback) as (...args: any[]) => void);
   }
 

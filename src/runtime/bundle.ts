@@ -38,6 +38,12 @@ export function writeSpec(dir: string, spec: unknown): void {
 export function removeBundle(dir: string): void {
   try {
     unlinkSync(join(dir, 'config.json'));
+    // Written by the monitor when the sandbox has a seccomp filter (exec loads it from here).
+    try {
+      unlinkSync(join(dir, 'seccomp.bpf'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     rmdirSync(join(dir, 'rootfs'));
     rmdirSync(dir);
   } catch {

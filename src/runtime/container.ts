@@ -1,5 +1,6 @@
 // A running sandbox, as test code sees it.
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { constants as os } from 'node:os';
 import { SandboxError, type ContainerError } from '../errors.ts';
@@ -150,6 +151,7 @@ export class Container implements AsyncDisposable {
         case 'error': if (!startSettled) rejectStarted(runtimeError(e, init.rootless)); break;
         case 'exit': this.#mainExit = e; break;
         case 'stopped': if (!this.#mainExit) this.#mainExit = e; break;
+        case 'warning': log('sandbox %s: %s: %s (errno %d)', init.id, e.stage, e.message, e.errno); break;
       }
     });
     this.#exited = this.#monitor.closed.then(() => this.#finish()).then((info) => {
@@ -224,6 +226,14 @@ export class Container implements AsyncDisposable {
     }
     removeBundle(this.#init.runDir);
     liveContainers.delete(this);
+  }
+
+  /**
+   * The sandbox no longer keeps this process alive: it runs until stopped, or until this process
+   * ends (the exit hook above and the monitor's control socket take it down then).
+   */
+  unref(): void {
+    this.#monitor.unref();
   }
 
   /** True once stop() was called (so an exit is expected, not a failure). */
@@ -323,6 +333,8 @@ export class Container implements AsyncDisposable {
     const proc = await this.#processSpec(cmd, options);
     const args = ['exec', '--pid', String(this.pid), '--pidns', this.#pidNamespace];
     if (this.#init.cgroup) args.push('--cgroup', this.#init.cgroup.path);
+    // The sandbox's filter, compiled by its monitor: an exec'd command is confined like the main process.
+    if (this.#init.spec.linux.seccomp) args.push('--seccomp', join(this.#init.runDir, 'seccomp.bpf'));
     const child = await launchRuntime([...args, JSON.stringify(proc)], { runRoot: this.#init.runRoot, stdin: withStdin });
     const stdin = child.stdin ?? new PassThrough().end();
     let failure: ContainerError | undefined;

@@ -8,7 +8,9 @@ export type RuntimeEvent =
   | { type: 'exec-failed'; errno: number; code: string; path: string }
   | { type: 'exit'; code: number; signal?: number }
   | { type: 'stopped'; code: number; signal?: number }
-  | { type: 'error'; stage: string; path: string; errno: number; code: string; message: string };
+  | { type: 'error'; stage: string; path: string; errno: number; code: string; message: string }
+  /** Something the sandbox runs without (an idmapped mount the file system cannot give): logged, not fatal. */
+  | { type: 'warning'; stage: string; errno: number; message: string };
 
 export function onEvents(stream: Readable, handler: (event: RuntimeEvent) => void): void {
   let buffered = '';

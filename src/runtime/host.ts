@@ -5,11 +5,14 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { findOnPath } from '../path.ts';
 import { HostCapabilityError } from '../errors.ts';
+import { rootSandboxIdRanges } from '../id-range.ts';
 
 export interface IdMapping { containerID: number; hostID: number; size: number }
 
 export interface HostInfo {
+  /** Not root: sandboxes map the caller (and its subordinate ids) instead of the root range. */
   rootless: boolean;
+  /** A sandbox's user namespace maps: rootless, the caller as 0 (+ subordinate ids); as root, the range of id-range.ts. */
   uidMappings: IdMapping[];
   gidMappings: IdMapping[];
   /** Where bundles (config.json + an empty rootfs mount point) are written. */
@@ -52,10 +55,12 @@ export function hostInfo(): HostInfo {
   const runRoot = !rootless ? '/run/vitest-container'
     : process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'vitest-container')
     : join(tmpdir(), `vitest-container-${uid}`);
+  // As root, the sandbox's ids are an unprivileged host range (see id-range.ts), never host root's.
+  const range = rootSandboxIdRanges();
   cached = {
     rootless,
-    uidMappings: rootless ? mappings(uid, '/etc/subuid', 'newuidmap', name) : [],
-    gidMappings: rootless ? mappings(gid, '/etc/subgid', 'newgidmap', name) : [],
+    uidMappings: rootless ? mappings(uid, '/etc/subuid', 'newuidmap', name) : [{ containerID: 0, hostID: range.uids.start, size: range.uids.count }],
+    gidMappings: rootless ? mappings(gid, '/etc/subgid', 'newgidmap', name) : [{ containerID: 0, hostID: range.gids.start, size: range.gids.count }],
     runRoot,
   };
   return cached;

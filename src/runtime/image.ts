@@ -15,6 +15,8 @@ export interface RuntimeImage {
   overlayOptions: string[];
   /** 'toplevel': the one lower directory is a live tree with mounts in it (see native/rootfs.c). */
   compose?: 'toplevel';
+  /** The layers are a host directory with host owners (rootfs:), not layers unpacked for sandboxes: idmapped when started by root. */
+  hostOwned?: boolean;
   config: ImageConfig;
   resolveUser(user: string): Promise<Identity>;
 }
@@ -78,21 +80,22 @@ function rootfsImage(reference: string): RuntimeImage {
     throw new ImageError('IMAGE_NOT_FOUND', `image "${reference}": ${dir} is not a directory`);
   }
   return {
-    reference, lowerDirs: [dir], overlayOptions: [], config: { Env: hostImage.config.Env ?? [] },
+    reference, lowerDirs: [dir], overlayOptions: [], config: { Env: hostImage.config.Env ?? [] }, hostOwned: true,
     async resolveUser(user) {
       return resolveUserFromFiles(user, readOr(join(dir, 'etc/passwd')), readOr(join(dir, 'etc/group')), reference);
     },
   };
 }
 
-export async function loadImage(reference: string, rootless: boolean): Promise<RuntimeImage> {
+export async function loadImage(reference: string, pulling: { pull?: 'missing' | 'always' | 'never'; platform?: string } = {}): Promise<RuntimeImage> {
   if (reference.startsWith('rootfs:')) return rootfsImage(reference);
-  // The host's root has mounts below it, and a user namespace may not overlay such a tree
-  // whole: rootless sandboxes get one overlay per top-level directory instead (slower to set up).
-  if (reference === 'host') return rootless ? { ...hostImage, compose: 'toplevel' } : hostImage;
+  // The host's root has mounts below it (a checkout on its own mount, /home, /run): one overlay of
+  // "/" would hide them, and a user namespace may not overlay such a tree whole. So the root is
+  // composed: one overlay per top-level directory, directories holding mounts bound read-only.
+  if (reference === 'host') return { ...hostImage, compose: 'toplevel' };
   // Loaded on first use: the 'host' image needs none of it.
   const { resolveImage, resolveUser } = await import('../image/index.ts');
-  const resolved = await resolveImage(reference);
+  const resolved = await resolveImage(reference, { pull: pulling.pull, platform: pulling.platform });
   return {
     reference,
     lowerDirs: resolved.lowerDirs,

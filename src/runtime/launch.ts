@@ -35,6 +35,8 @@ export interface RuntimeProcess {
   closed: Promise<void>;
   /** Lets go of stdout and stderr even if something (a background process) still holds their other end. */
   release(): void;
+  /** Its connections no longer keep this process alive (a sandbox left to end with the process). */
+  unref(): void;
   /** The ChildProcess, when started by Node itself (ipc). */
   child?: ChildProcess;
 }
@@ -246,6 +248,9 @@ class Spawner {
       stdout: out.incoming, stdin, stderr: err.incoming, control: ctl.socket, status: ctl.incoming,
       // The sockets' 'close' can come before the last 'data' through the PassThroughs: wait for both.
       closed: Promise.all([allClosed(out.socket, err.socket, ctl.socket, stdin), consumed(out.incoming), consumed(err.incoming), consumed(ctl.incoming)]).then(() => {}),
+      unref: () => {
+        for (const socket of [out.socket, err.socket, ctl.socket, stdin]) socket?.unref();
+      },
       release: () => {
         stdin?.destroy();
         for (const c of [out, err]) {
@@ -342,7 +347,7 @@ function spawnerFor(runRoot: string, owner?: number): Spawner {
  */
 function testRunOwner(): number | undefined {
   if (!isMainThread || typeof process.send !== 'function' || process.env.VITEST_POOL_ID === undefined
-    || process.env.VITEST_CONTAINER_POOL_WORKER === '1') return undefined;
+    || process.env.VITEST_CONTAINER_POOL_WORKER !== undefined) return undefined;
   return process.ppid > 1 ? process.ppid : undefined;
 }
 
@@ -362,6 +367,10 @@ export async function launchRuntime(args: string[], options: { runRoot: string; 
     return {
       stdout: child.stdout!, stderr: child.stderr!, control, status: child.stdio[4] as Readable, child,
       closed: new Promise((resolve) => child.once('close', () => resolve())),
+      unref: () => {
+        child.unref();
+        for (const stream of child.stdio) (stream as { unref?: () => void } | null)?.unref?.();
+      },
       release: () => {
         child.stdout!.destroy();
         child.stderr!.destroy();

@@ -7,6 +7,7 @@ import { normalizePorts, type PortOption } from '../net/ports.ts';
 import type { Network } from '../net/network.ts';
 import { normalizeWaitFor, type WaitFor } from './wait.ts';
 import { DEFAULT_CGROUP_PARENT } from './cgroups/types.ts';
+import { checkSeccompProfile, seccompFor, type SeccompOption, type SeccompProfile } from './seccomp.ts';
 
 export interface MountOption {
   /** Host path. */
@@ -17,8 +18,16 @@ export interface MountOption {
 }
 
 export interface ContainerOptions {
-  /** 'host' (the host's root filesystem, read-only, under a throwaway layer), or a local OCI image. Default 'host'. */
+  /**
+   * 'host' (the host's root filesystem, read-only, under a throwaway layer), a local OCI layout or
+   * image archive ('./images/redis', 'oci:DIR', 'docker-archive:FILE'), a registry reference
+   * ('redis:7', 'ghcr.io/acme/api:1.4', '…@sha256:…') or 'docker-daemon:NAME[:TAG]'. Default 'host'.
+   */
   image?: string;
+  /** Registry and daemon images: 'missing' (default: a pulled image is used with no request), 'always' (ask for the current digest), 'never' (cache only). */
+  pull?: 'missing' | 'always' | 'never';
+  /** Which image of a multi-platform index, e.g. 'linux/arm64'. Default: the host's. */
+  platform?: string;
   /** Replaces the image's Cmd. */
   cmd?: string[];
   /** Replaces the image's Entrypoint (and, as with `docker run --entrypoint`, its Cmd unless cmd is given). */
@@ -56,6 +65,12 @@ export interface ContainerOptions {
   alias?: string;
   /** Route to the internet from the sandbox. Off by default; not available on every host (you get an error saying why). */
   internet?: boolean;
+  /**
+   * Which system calls the sandbox's processes may make: 'default' (Docker's default semantics: no keyring,
+   * io_uring, userfaultfd, perf, bpf, kexec, modules, clock setting, namespaces or mounts), 'unconfined'
+   * (no filter), the path of an OCI seccomp JSON profile, or such a profile as an object.
+   */
+  seccomp?: SeccompOption;
 }
 
 /** Smallest memory limit accepted: below it even a shell cannot start (Docker uses the same floor). */
@@ -63,6 +78,8 @@ export const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 
 export interface NormalizedOptions {
   image: string;
+  pull: 'missing' | 'always' | 'never';
+  platform: string | undefined;
   cmd: string[] | undefined;
   entrypoint: string[] | undefined;
   env: Record<string, string>;
@@ -83,12 +100,23 @@ export interface NormalizedOptions {
   network: Network | string | undefined;
   alias: string | undefined;
   internet: boolean;
+  /** A profile read and checked (a path is loaded here), or the two names. */
+  seccomp: 'default' | 'unconfined' | SeccompProfile;
 }
 
 const KNOWN_KEYS = new Set<string>([
-  'image', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
-  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout', 'network', 'alias', 'internet',
+  'image', 'pull', 'platform', 'cmd', 'entrypoint', 'env', 'workdir', 'user', 'hostname', 'memory', 'cpus', 'cpuset', 'pids',
+  'mounts', 'tmpfsSize', 'stopTimeout', 'cgroupParent', 'ports', 'waitFor', 'timeout', 'network', 'alias', 'internet', 'seccomp',
 ]);
+
+/**
+ * Largest size accepted for memory and tmpfsSize: 2^53 - 1 bytes (8 PiB), the largest whole number a
+ * JavaScript number holds exactly. The kernel takes larger limits, but they would be read back rounded,
+ * and a number past it (2 ** 64, '16777216t') would reach the kernel as something else.
+ */
+export const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
+/** Largest pids limit: the kernel's PID_MAX_LIMIT (4194304) on 64-bit. */
+export const MAX_PIDS = 4_194_304;
 
 function invalid(message: string, fix?: string): never {
   throw new InvalidOptionsError('INVALID_OPTIONS', message, fix ? { fix } : {});
@@ -98,20 +126,39 @@ const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1
 
 /** '256m' → 268435456. Accepts k/m/g/t with optional 'b'/'ib' (1024-based, as Docker does). */
 export function parseBytes(value: number | string, what: string): number {
+  let bytes: number;
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) invalid(`${what}: ${value} is not a positive whole number of bytes`);
-    return value;
+    bytes = value;
+  } else {
+    if (typeof value !== 'string') invalid(`${what} must be a number of bytes or a size like '256m'`);
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
+    if (!m) invalid(`${what}: cannot read "${value}" as a size`, `write it like 512k, 256m or 1g`);
+    bytes = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
+    if (bytes <= 0) invalid(`${what}: "${value}" is not a positive size`);
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(value);
-  if (!m) invalid(`${what}: cannot read "${value}" as a size`, `write it like 512k, 256m or 1g`);
-  const bytes = Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
-  if (bytes <= 0) invalid(`${what}: "${value}" is not a positive size`);
+  if (bytes > MAX_SIZE_BYTES) invalid(`${what}: ${value} is more than the largest size accepted (${MAX_SIZE_BYTES} bytes, 8 PiB)`, `give a size below 8p, e.g. '4g'`);
   return bytes;
+}
+
+/** Below a MiB the writable layer could not even hold its own directories. */
+const MIN_TMPFS_BYTES = 1024 ** 2;
+
+function tmpfsSize(value: number | string): number {
+  const bytes = parseBytes(value, 'tmpfsSize');
+  if (bytes < MIN_TMPFS_BYTES) invalid(`tmpfsSize: ${value} is below the 1 MiB the writable layer needs`, "give at least '1m'");
+  return bytes;
+}
+
+/** NUL ends a C string: the kernel would see a different command, variable or path than the one given. */
+function noNul(value: string, what: string): void {
+  if (value.includes('\0')) invalid(`${what} contains a NUL character (${JSON.stringify(value)}), which no command line, environment or path can hold`);
 }
 
 function stringArray(value: unknown, what: string): string[] | undefined {
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) invalid(`${what} must be an array of strings`);
+  (value as string[]).forEach((v, i) => noNul(v, `${what}[${i}]`));
   return value as string[];
 }
 
@@ -133,6 +180,12 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
 
   const image = options.image ?? 'host';
   if (typeof image !== 'string' || !image) invalid('image must be a non-empty string');
+  noNul(image, 'image');
+  const pull = options.pull ?? 'missing';
+  if (!['missing', 'always', 'never'].includes(pull)) invalid(`pull: ${JSON.stringify(options.pull)} must be 'missing', 'always' or 'never'`);
+  if (options.platform !== undefined && (typeof options.platform !== 'string' || !/^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/.test(options.platform))) {
+    invalid(`platform: ${JSON.stringify(options.platform)} is not OS/ARCH[/VARIANT]`, 'write it like linux/amd64, linux/arm64 or linux/arm/v7');
+  }
 
   let memoryBytes: number | undefined;
   if (options.memory !== undefined) {
@@ -152,22 +205,26 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
     if (typeof options.cpuset !== 'string') invalid('cpuset must be a string like "0-1"');
     cpusetCpus(options.cpuset, hostCpus);
   }
-  if (options.pids !== undefined && (!Number.isInteger(options.pids) || options.pids < 1)) {
-    invalid(`pids: ${String(options.pids)} must be a whole number of at least 1`);
+  if (options.pids !== undefined && (!Number.isInteger(options.pids) || options.pids < 1 || options.pids > MAX_PIDS)) {
+    invalid(`pids: ${String(options.pids)} must be a whole number from 1 to ${MAX_PIDS} (the kernel's largest pid count)`);
   }
   const env = options.env ?? {};
-  if (typeof env !== 'object' || Object.entries(env).some(([k, v]) => typeof v !== 'string' || !k || k.includes('='))) {
+  if (typeof env !== 'object' || env === null || Array.isArray(env) || Object.entries(env).some(([k, v]) => typeof v !== 'string' || !k || k.includes('='))) {
     invalid('env must map variable names to string values');
   }
+  for (const [k, v] of Object.entries(env)) noNul(`${k}=${v}`, `env.${k.replaceAll('\0', '\\0')}`);
   const mounts = options.mounts ?? [];
   if (!Array.isArray(mounts)) invalid('mounts must be an array of { source, target, readonly? }');
   for (const m of mounts) {
     if (!m || typeof m.source !== 'string' || typeof m.target !== 'string' || !m.target.startsWith('/')) {
       invalid(`mounts: ${JSON.stringify(m)} needs a host "source" and an absolute "target"`);
     }
+    noNul(m.source, 'mounts[].source');
+    noNul(m.target, 'mounts[].target');
   }
   for (const key of ['workdir', 'user', 'hostname'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'string') invalid(`${key} must be a string`);
+    if (options[key] !== undefined) noNul(options[key], key);
   }
   if (options.workdir !== undefined && !options.workdir.startsWith('/')) invalid(`workdir: "${options.workdir}" must be an absolute path`);
   if (options.hostname !== undefined && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(options.hostname)) {
@@ -186,8 +243,14 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   if (options.internet !== undefined && typeof options.internet !== 'boolean') invalid('internet must be true or false');
   const timeout = options.timeout ?? 60_000;
   if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0) invalid('timeout must be a number of milliseconds above 0');
+  let seccomp: NormalizedOptions['seccomp'] = 'default';
+  if (options.seccomp === 'unconfined' || options.seccomp === undefined || options.seccomp === 'default') seccomp = options.seccomp ?? 'default';
+  else if (typeof options.seccomp === 'string') seccomp = seccompFor(options.seccomp, [])!; // a path: read and checked now
+  else seccomp = checkSeccompProfile(options.seccomp);
   return {
     image,
+    pull,
+    platform: options.platform,
     cmd: stringArray(options.cmd, 'cmd'),
     entrypoint: stringArray(options.entrypoint, 'entrypoint'),
     env,
@@ -199,7 +262,7 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
     cpuset: options.cpuset,
     pids: options.pids,
     mounts,
-    tmpfsSizeBytes: options.tmpfsSize === undefined ? undefined : parseBytes(options.tmpfsSize, 'tmpfsSize'),
+    tmpfsSizeBytes: options.tmpfsSize === undefined ? undefined : tmpfsSize(options.tmpfsSize),
     stopTimeout,
     cgroupParent: cgroupParent.replace(/\/+$/, '') || '/',
     ports: normalizePorts(options.ports),
@@ -208,5 +271,6 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
     network: options.network,
     alias: options.alias,
     internet: options.internet ?? false,
+    seccomp,
   };
 }

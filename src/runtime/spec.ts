@@ -6,6 +6,7 @@ import type { HostInfo } from './host.ts';
 import type { Identity, RuntimeImage } from './image.ts';
 import type { NormalizedOptions } from './options.ts';
 import { exposedPorts, PORTS_ANNOTATION, portsAnnotation } from '../net/ports.ts';
+import { seccompFor, type SeccompProfile } from './seccomp.ts';
 
 // The set Docker and runc grant by default.
 export const DEFAULT_CAPABILITIES = [
@@ -25,7 +26,7 @@ export const ALL_CAPABILITIES = [
 
 // runc's defaults: kernel interfaces a sandbox must not read or write.
 export const MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/acpi', '/proc/asound', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
   '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
 ];
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
@@ -35,7 +36,12 @@ export const ANNOTATIONS = {
   overlayOptions: 'org.vitest-container.rootfs.options',
   upperSize: 'org.vitest-container.rootfs.upper-size',
   compose: 'org.vitest-container.rootfs.compose',
+  freshDirs: 'org.vitest-container.rootfs.fresh-dirs',
+  idmapLayers: 'org.vitest-container.rootfs.idmap',
 } as const;
+
+/** The writable layer's size cap when tmpfsSize is not given (it holds the root's writes and /tmp). */
+export const DEFAULT_TMPFS_SIZE_BYTES = 1024 ** 3;
 
 export interface ProcessSpec {
   args: string[];
@@ -59,6 +65,7 @@ export interface RuntimeSpec {
     uidMappings?: HostInfo['uidMappings'];
     gidMappings?: HostInfo['gidMappings'];
     cgroupsPath?: string;
+    seccomp?: SeccompProfile;
     maskedPaths: string[];
     readonlyPaths: string[];
     rootfsPropagation: string;
@@ -111,8 +118,9 @@ export interface SpecInput {
   /** Stay in the caller's network namespace (sandboxes started from inside a pool worker share its localhost). */
   inheritNetwork?: boolean;
   /**
-   * All capabilities, no no_new_privs, no cgroup namespace and the host's cgroup tree writable inside:
-   * for the pool's worker sandboxes, which must be able to start sandboxes themselves.
+   * The caller's own identity (no user namespace as root), all capabilities, no seccomp filter, no no_new_privs,
+   * no cgroup namespace and the host's cgroup tree writable inside: for the pool's worker sandboxes,
+   * which run the test runner itself (as `pool: 'forks'` would) and must start sandboxes of their own.
    */
   privileged?: boolean;
 }
@@ -126,8 +134,15 @@ function availableCapabilities(): string[] {
 
 export function buildSpec({ options, image, host, hostname, identity, home, cgroupPath, join, inheritNetwork, privileged }: SpecInput): RuntimeSpec {
   const caps = privileged ? availableCapabilities() : DEFAULT_CAPABILITIES;
+  // Every sandbox but a pool worker has a user namespace: a rootless one maps the caller, a root one an
+  // unprivileged range (never host root). Joining a network means joining its user namespace.
+  const userns = host.rootless || !privileged;
+  const createsUserns = userns && !join?.user;
+  // Host files keep host ids; a root-started sandbox's ids are a shifted range, so what it is given from the
+  // host (its mounts, a rootfs: directory) is seen through an idmapped mount of its user namespace.
+  const idmapsHostIds = userns && !host.rootless;
   // devpts wants a tty group; in a user namespace it must be a mapped gid.
-  const ttyGroup = !host.rootless || mapped(host.gidMappings, 5) ? ['gid=5'] : [];
+  const ttyGroup = !userns || join?.user || mapped(host.gidMappings, 5) ? ['gid=5'] : [];
   const mounts: MountSpec[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -135,23 +150,33 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    // A pool worker keeps the host's /tmp under its throwaway layer: the project (and its
-    // node_modules) may live there, and its writes vanish with the sandbox all the same.
-    ...(privileged ? [] : [{ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] }]),
-    ...(privileged ? [{ destination: '/sys/fs/cgroup', type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'rw'] }] : []),
+    ...(privileged ? [
+      { destination: '/sys/fs/cgroup', type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'rw'] },
+      // The worker's own run root, for the sandboxes it starts (the host's is under a read-only /run).
+      { destination: host.runRoot, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=0700'] },
+    ] : []),
     ...(join ? [{ destination: '/etc/hosts', type: 'bind', source: join.hostsFile, options: ['bind', 'ro'] }] : []),
+    // Read-only means all the way down ('rro'): a mount the host has below the source stays read-only too.
+    // Started by root, a granted mount is idmapped ('ridmap'): the sandbox's root owns what host root owns
+    // there, so it can use the directory it was given (rootless, the caller is the sandbox's root already).
     ...options.mounts.map((m) => ({
       destination: m.target, type: 'bind', source: m.source,
-      options: ['rbind', m.readonly ? 'ro' : 'rw'],
+      options: ['rbind', m.readonly ? 'rro' : 'rw', ...(idmapsHostIds ? ['ridmap'] : [])],
     })),
   ];
   const overlayOptions = [...image.overlayOptions];
   // In a user namespace overlay keeps its metadata in user.* xattrs.
-  if (host.rootless && !overlayOptions.includes('userxattr')) overlayOptions.push('userxattr');
+  if (userns && !overlayOptions.includes('userxattr')) overlayOptions.push('userxattr');
   const annotations: Record<string, string> = { [ANNOTATIONS.lowerDirs]: image.lowerDirs.join(':') };
   if (overlayOptions.length) annotations[ANNOTATIONS.overlayOptions] = overlayOptions.join(',');
-  if (options.tmpfsSizeBytes) annotations[ANNOTATIONS.upperSize] = String(options.tmpfsSizeBytes);
+  // One cap for everything the sandbox writes: the root's upper layer and /tmp live on one tmpfs.
+  annotations[ANNOTATIONS.upperSize] = String(options.tmpfsSizeBytes ?? DEFAULT_TMPFS_SIZE_BYTES);
+  // /tmp starts empty (not the image's, nor the host's). A pool worker keeps the host's /tmp under its
+  // throwaway layer instead: the project (and its node_modules) may live there.
+  if (!privileged) annotations[ANNOTATIONS.freshDirs] = '/tmp';
   if (image.compose) annotations[ANNOTATIONS.compose] = image.compose;
+  if (image.hostOwned && idmapsHostIds) annotations[ANNOTATIONS.idmapLayers] = 'true';
+  const seccomp = privileged ? undefined : seccompFor(options.seccomp, caps);
   const ports = forwardedPorts(options, image);
   if (ports.length) annotations[PORTS_ANNOTATION] = portsAnnotation(ports);
   return {
@@ -172,12 +197,15 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
         { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' },
         ...(privileged ? [] : [{ type: 'cgroup' }]),
         ...(inheritNetwork ? [] : [join ? { type: 'network', path: join.network } : { type: 'network' }]),
-        ...(join?.user ? [{ type: 'user', path: join.user }] : host.rootless ? [{ type: 'user' }] : []),
+        ...(join?.user ? [{ type: 'user', path: join.user }] : userns ? [{ type: 'user' }] : []),
       ],
-      ...(host.rootless && !join?.user ? { uidMappings: host.uidMappings, gidMappings: host.gidMappings } : {}),
+      ...(createsUserns ? { uidMappings: host.uidMappings, gidMappings: host.gidMappings } : {}),
       ...(cgroupPath ? { cgroupsPath: cgroupPath } : {}),
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      ...(seccomp ? { seccomp } : {}),
+      // A pool worker is the test runner itself, with the caller's rights: masking /proc there would
+      // only make it "too revealing" for the sandboxes it starts (the kernel then refuses their /proc).
+      maskedPaths: privileged ? [] : MASKED_PATHS,
+      readonlyPaths: privileged ? [] : READONLY_PATHS,
       rootfsPropagation: 'rprivate',
     },
     annotations,

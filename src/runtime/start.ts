@@ -1,12 +1,12 @@
 // startContainer / withContainer: options → image → cgroup → bundle → sandbox.
-import { HostCapabilityError } from '../errors.ts';
+import { HostCapabilityError, InvalidOptionsError } from '../errors.ts';
 import { cgroupDriver, createSandboxCgroup, type SandboxCgroup } from './cgroups/index.ts';
 import { Container } from './container.ts';
 import { hostInfo } from './host.ts';
 import { loadImage } from './image.ts';
 import { normalizeOptions, type ContainerOptions } from './options.ts';
 import { reapStale, sandboxId } from './reaper.ts';
-import { buildSpec } from './spec.ts';
+import { buildSpec, commandLine } from './spec.ts';
 import { makeBundle, removeBundle, writeSpec } from './bundle.ts';
 import { launchRuntime } from './launch.ts';
 import { waitUntilReady } from './wait.ts';
@@ -23,16 +23,22 @@ export interface InternalStartOptions {
   ipc?: boolean;
   /** See SpecInput.privileged. */
   privileged?: boolean;
+  /** A network namespace of its own even in a pool worker (a network's pause sandbox: the network is private). */
+  ownNetwork?: boolean;
 }
 
-/** Set inside the pool's worker sandboxes: sandboxes a test file starts share its worker's localhost. */
+/** Set inside the pool's worker sandboxes; '1' (a worker for one file): sandboxes a test file starts share its worker's localhost. */
 export const POOL_WORKER_ENV = 'VITEST_CONTAINER_POOL_WORKER';
 
 export async function startSandbox(options: ContainerOptions, internal: InternalStartOptions = {}): Promise<Container> {
   const normalized = normalizeOptions(options);
   const host = hostInfo();
   await reapStale(host.runRoot, cgroupDriver(), normalized.cgroupParent);
-  const image = await loadImage(normalized.image, host.rootless);
+  const image = await loadImage(normalized.image, { pull: normalized.pull, platform: normalized.platform });
+  if (!commandLine(normalized, image).length) {
+    throw new InvalidOptionsError('INVALID_OPTIONS', `the sandbox has no command: cmd and entrypoint are empty${normalized.cmd?.length === 0 ? ' (cmd: [])' : ''} and the image ${normalized.image} gives none`,
+      { fix: "give cmd, e.g. cmd: ['sleep', 'infinity'], or an image with a Cmd or Entrypoint" });
+  }
   const user = normalized.user ?? image.config.User;
   const identity = user ? await image.resolveUser(user) : { uid: 0, gid: 0, additionalGids: [] };
   if (normalized.internet) {
@@ -56,9 +62,9 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
       // +1: the sandbox's own pid 1 counts against the limit too.
       pidsMax: normalized.pids === undefined ? undefined : normalized.pids + 1,
     });
-    const shared = network && { ...network.namespaces(host.rootless), hostsFile: network.hostsFile };
+    const shared = network && { ...network.namespaces(), hostsFile: network.hostsFile };
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
-      inheritNetwork: !network && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
+      inheritNetwork: !network && !internal.ownNetwork && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });
     writeSpec(runDir, spec);
     const monitor = await launchRuntime(['run', '--bundle', runDir], { runRoot: host.runRoot, ipc: internal.ipc });
     const container = new Container({
@@ -87,7 +93,7 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
 
 /** The sandbox that holds a network's namespace open: nothing but a sleeping process. */
 function pauseSandbox(options: { cmd: string[]; hostname: string }): Promise<Container> {
-  return startContainer({ image: 'host', ...options });
+  return startSandbox({ image: 'host', ...options }, { ownNetwork: true });
 }
 
 /** A private network: sandboxes started with `network` set to it reach each other by `alias`. */

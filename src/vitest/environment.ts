@@ -1,47 +1,56 @@
-// `environment: 'container'`: Vitest loads this package's default export.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+// `environment: 'container'`: Vitest loads this package's default export. A thin adapter:
+// the file's sandbox and its teardown order live in src/session/.
 import { fileURLToPath } from 'node:url';
-import { packageAbove, packageRoot } from '../path.ts';
+import { join } from 'node:path';
 import type { Environment } from 'vitest/runtime';
+import { packageRoot } from '../path.ts';
+import { assertSupportedNode } from '../node-version.ts';
 import { FILE_SANDBOX } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
-import { logger } from '../log.ts';
-import { FileSandbox } from './file-sandbox.ts';
+import { FileSandbox, mergeOptions, type FileResources } from '../session/file-sandbox.ts';
 import { prewarmRuntime } from '../runtime/launch.ts';
 import { hostInfo } from '../runtime/host.ts';
-import { onWorkerState } from './worker-state.ts';
-
-const log = logger('vitest');
+import { assertSupportedVitest, runningVitest } from './version.ts';
+import { currentWorkerState, onWorkerState } from './worker-state.ts';
+import { setupStub } from './setup-stub.ts';
 
 // The setup file: next to this module in the repository (.ts); its own entry of the bundle once built.
-const setupFile = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
+const packagedSetupFile = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./file-setup.ts', import.meta.url)) : join(packageRoot(), 'dist', 'vitest', 'file-setup.js');
 
-function vitestMajor(): number {
-  // A worker runs Vitest's own entry file (process.argv[1]): its package.json is a few directories
-  // up. Reading it is much cheaper than resolving 'vitest' (1-2 ms in every fresh worker).
-  let version = packageAbove(dirname(process.argv[1] ?? '/'), 'vitest')?.json.version;
-  try {
-    version ??= (createRequire(import.meta.url)('vitest/package.json') as { version: string }).version;
-  } catch {
-    // no Vitest to be found: not one this package knows
+declare module 'vitest' {
+  interface TaskMeta {
+    container?: FileResources;
   }
-  return Number(version?.split('.')[0] ?? 0);
 }
 
 function containerOptions(options: Record<string, unknown> | undefined): ContainerOptions {
   return (options?.container ?? {}) as ContainerOptions;
 }
 
-class EnvironmentSandbox extends FileSandbox {
+/** The file's sandbox, and what it needs to know of Vitest's config to merge a file's options over it. */
+export class VitestFileSandbox extends FileSandbox {
   fileOptions: ContainerOptions = {};
   configOptions: ContainerOptions = {};
-  /** The config's options with the file's docblock options over them (Vitest itself would replace them). */
   optionsFor(_file: string): ContainerOptions {
-    const merged = { ...this.configOptions, ...this.fileOptions };
-    // env is the one option people extend per file rather than replace
-    if (this.configOptions.env && this.fileOptions.env) merged.env = { ...this.configOptions.env, ...this.fileOptions.env };
-    return merged;
+    return mergeOptions(this.configOptions, this.fileOptions);
+  }
+
+  /**
+   * Runs in each test file's context before the file itself (the setup file calls it): the
+   * file's container is started from the merged options first, and checked (OOM, early exit)
+   * after the file's last test.
+   */
+  async fileSetup(): Promise<void> {
+    const file = currentWorkerState()?.filepath;
+    if (!file) return;
+    await this.start(this.optionsFor(file), file);
+    // Imported here, not at the top: this module is also the package's main entry, which Jest
+    // projects import without Vitest installed. Vitest has it loaded by now.
+    const { afterAll } = await import('vitest');
+    afterAll(async ({}, suite) => {
+      const resources = await this.finish(file);
+      if (resources) suite.meta.container = resources;
+    });
   }
 }
 
@@ -49,30 +58,29 @@ const environment: Environment = {
   name: 'container',
   viteEnvironment: 'ssr',
   async setup(global, options) {
+    assertSupportedNode();
+    assertSupportedVitest(runningVitest(), "environment: 'container'");
     // The spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
     prewarmRuntime(hostInfo().runRoot, { testWorker: true });
-    const sandbox = new EnvironmentSandbox();
+    const sandbox = new VitestFileSandbox();
     sandbox.fileOptions = containerOptions(options);
     sandbox.configOptions = sandbox.fileOptions;
     global[FILE_SANDBOX] = sandbox;
-    let stopWatching = () => {};
-    if (vitestMajor() === 5) {
-      // Most files have no options of their own, so the options given here are usually the
-      // final ones: start now, and let start() below adopt it (or replace it) once they are known.
-      sandbox.startEarly(sandbox.fileOptions);
-      stopWatching = onWorkerState((state) => {
-        sandbox.configOptions = containerOptions(state.config.environmentOptions);
-        sandbox.setRoot(state.config.root);
-        if (!state.config.setupFiles.includes(setupFile)) state.config.setupFiles = [setupFile, ...state.config.setupFiles];
-        // Start now, while Vitest loads the test file; the setup file waits for it.
-        const file = state.filepath ?? state.ctx?.files?.[0]?.filepath;
-        if (file) void sandbox.start(sandbox.optionsFor(file), file).catch(() => {});
-      });
-    } else {
-      // Not a Vitest this package knows: no merging, but a working sandbox.
-      log('unsupported Vitest major version; docblock options replace config options');
-      await sandbox.start(sandbox.fileOptions);
-    }
+    // Most files have no options of their own, so the options given here are usually the
+    // final ones: start now, and let start() below adopt it (or replace it) once they are known.
+    sandbox.startEarly(sandbox.fileOptions);
+    // setup() gets only the file's options (a docblock's replace the config's) and not the file:
+    // Vitest's worker state, provided right after setup(), has both.
+    const stopWatching = onWorkerState((state) => {
+      sandbox.configOptions = containerOptions(state.config.environmentOptions);
+      sandbox.setRoot(state.config.root);
+      // One file per worker: the packaged setup file. Several: one that Vitest runs again for each (setup-stub.ts).
+      const setupFile = state.config.isolate === false ? setupStub() : packagedSetupFile;
+      if (!state.config.setupFiles.includes(setupFile)) state.config.setupFiles = [setupFile, ...state.config.setupFiles];
+      // Start now, while Vitest loads the test file; the setup file waits for it.
+      const file = state.filepath ?? state.ctx?.files?.[0]?.filepath;
+      if (file) void sandbox.start(sandbox.optionsFor(file), file).catch(() => {});
+    });
     return {
       async teardown(g) {
         stopWatching();

@@ -1,11 +1,11 @@
-// Vitest 5 gives an environment's setup() only the file's options: a
+// Vitest (4.1 and 5.x) gives an environment's setup() only the file's options: a
 // `@vitest-environment-options` docblock replaces the config's instead of
 // merging, and setup() cannot see the config or the test file. Vitest hands
 // the worker its state (config + files) right after setup(), through
 // Object.defineProperty(globalThis, '__vitest_worker__', ...). Watching that one
 // call gives us the config's options (to merge) and lets us add a setup file
 // that runs before each test file. Vitest's worker is internal API: this is
-// pinned to Vitest 5 (see package.json) and tested there.
+// checked against each supported Vitest (see version.ts) and tested on 4.1 and 5.x.
 
 export interface VitestWorkerState {
   filepath?: string;

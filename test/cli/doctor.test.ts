@@ -32,7 +32,7 @@ describe.runIf(isRoot)('doctor as root', () => {
     const report = JSON.parse(r.stdout) as { ok: boolean; rootless: boolean; checks: { id: string; status: string }[] };
     expect(report.ok).toBe(true);
     expect(report.rootless).toBe(false);
-    expect(report.checks.map((c) => c.id)).toEqual(['options', 'user-namespaces', 'overlay', 'confinement', 'cgroups', 'id-maps', 'native-helper', 'image-cache', 'sandbox']);
+    expect(report.checks.map((c) => c.id)).toEqual(['options', 'node', 'user-namespaces', 'overlay', 'confinement', 'cgroups', 'id-maps', 'native-helper', 'image-cache', 'sandbox']);
   });
 
   test('impossible options fail with the runtime\'s own message, exit 1; bad flags exit 2', () => {

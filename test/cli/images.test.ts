@@ -8,6 +8,7 @@ import { tempDir } from '../image/helpers/host.ts';
 import { writeImage } from '../image/helpers/oci-builder.ts';
 import { tarArchive } from '../image/helpers/tar-builder.ts';
 import { cli, repo } from './helpers.ts';
+import { layersDir } from '../../src/image/cache-layout.ts';
 
 const layer = (name: string, data: string): Buffer => tarArchive([{ name, data }]);
 
@@ -61,7 +62,7 @@ describe('images', () => {
     const after = list(cacheDir);
     expect(after.images.map((i) => i.reference)).toEqual([fresh]);
     expect(after.layers).toHaveLength(2);
-    expect(readdirSync(join(cacheDir, 'layers'))).toHaveLength(2);
+    expect(readdirSync(layersDir(cacheDir))).toHaveLength(2);
     // The fresh image still resolves from the cache as it was.
     expect((await resolveImage(fresh, { cacheDir, progress: false })).lowerDirs.every((d) => existsSync(d))).toBe(true);
   });

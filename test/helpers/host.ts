@@ -1,5 +1,7 @@
 // Observations of the host, for tests that assert nothing was left behind.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { cgroupDriver, createSandboxCgroup, type Limits } from '../../src/runtime/cgroups/index.ts';
 import { sandboxId } from '../../src/runtime/reaper.ts';
@@ -133,4 +135,35 @@ export function sandboxCgroups(parent = defaultCgroupParent(), mine = false): st
     }
   }
   return [...new Set(out)];
+}
+
+export interface KernelOomKill { task: string; memcg: string; limitKiB: number | undefined }
+
+/**
+ * The kernel's own record (its log, as root) of OOM kills in memory cgroups under parent: the task
+ * it killed, the cgroup, and the limit the kernel reported for it. The OOM killer runs one kill at
+ * a time (oom_lock), so the "memory: usage …, limit …" line nearest above a kill is that kill's.
+ */
+export function kernelOomKills(parent: string): KernelOomKill[] {
+  const lines = execFileSync('dmesg', { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n');
+  const kills: KernelOomKill[] = [];
+  let limitKiB: number | undefined;
+  for (const line of lines) {
+    const usage = /memory: usage \d+kB, limit (\d+)kB/.exec(line);
+    if (usage) limitKiB = Number(usage[1]);
+    const kill = /oom-kill:.*,oom_memcg=([^,]+),.*,task=([^,]+),/.exec(line);
+    if (!kill) continue;
+    if (kill[1]!.startsWith(`${parent}/`)) kills.push({ task: kill[2]!, memcg: kill[1]!, limitKiB });
+    limitKiB = undefined;
+  }
+  return kills;
+}
+
+/** A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

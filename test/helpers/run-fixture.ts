@@ -24,6 +24,16 @@ export function runVitest(fixture: string, args: string[] = [], env: Record<stri
   return run(fixture, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--root', fixtureDir(fixture), ...args], env);
 }
 
+/**
+ * What Jest needs in its environment to require() this package from a CommonJS test: nothing
+ * once the package has a CommonJS build (an exports "require" condition); until then Jest's
+ * require of an ES module, which works only with Node's vm modules.
+ */
+export function jestRequireEnv(): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, unknown>> };
+  return pkg.exports['.']?.require ? {} : { NODE_OPTIONS: '--experimental-vm-modules' };
+}
+
 export function runJest(fixture: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
   return run(fixture, [join(repo, 'node_modules', 'jest', 'bin', 'jest.js'), ...args], env);
 }
@@ -31,10 +41,11 @@ export function runJest(fixture: string, args: string[] = [], env: Record<string
 // Every run's cgroup parent goes, even when a test fails or times out before it checks it.
 const parents: string[] = [];
 afterAll(() => {
-  for (const parent of parents) leftoverCgroups(parent);
+  for (const parent of parents) removeCgroups(parent);
 });
 
-function run(fixture: string, argv: string[], env: Record<string, string>): Promise<RunResult> {
+/** `node <argv>` in the fixture's directory with a cgroup parent of its own (e.g. the Vitest of an installed project). */
+export function run(fixture: string, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
   const cgroupParent = cgroupParentNamed(`vitest-container-e2e-${process.pid}-${++runs}`);
   parents.push(cgroupParent);
   const child = spawn(process.execPath, argv, {
@@ -94,21 +105,34 @@ export function startVitestWatch(dir: string, args: string[] = [], env: Record<s
   };
 }
 
+const cgroupRoots = (): string[] => {
+  const roots = ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset'].map((c) => `/sys/fs/cgroup/${c}`).filter(existsSync);
+  return roots.length ? roots : ['/sys/fs/cgroup'];
+};
+
 /**
  * Sandbox cgroups still under the run's parent (in every hierarchy). Whatever the answer, it then
  * removes them (killing what is in them) and the parent, so a failing run leaves nothing either.
+ * A parent that is not there at all is reported too: the run's sandboxes all have limits, and a
+ * parent the user names is left in place after its last sandbox, so its absence means the run's
+ * cgroupParent never took effect (and "nothing left in it" would prove nothing).
  */
 export function leftoverCgroups(parent: string): string[] {
-  const roots = ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset'].map((c) => `/sys/fs/cgroup/${c}`).filter(existsSync);
-  if (!roots.length) roots.push('/sys/fs/cgroup');
-  const left: string[] = [];
-  for (const root of roots) {
-    const dir = join(root, parent);
-    if (!existsSync(dir)) continue;
-    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) left.push(join(dir, entry.name));
-  }
-  for (const dir of [...left, ...roots.map((root) => join(root, parent))]) removeCgroupDir(dir);
+  // (cgroup v1: a sandbox not pinned to CPUs has no cpuset cgroup, so no parent there either)
+  const missing = cgroupRoots().filter((root) => !root.endsWith('/cpuset')).map((root) => join(root, parent)).filter((dir) => !existsSync(dir));
+  const left = [...missing.map((dir) => `${dir}: never created (the run's cgroupParent did not take effect)`), ...sandboxCgroupsUnder(parent)];
+  removeCgroups(parent);
   return left;
+}
+
+/** Sandbox cgroups under parent right now, in every hierarchy (nothing is removed). */
+export function sandboxCgroupsUnder(parent: string): string[] {
+  return cgroupRoots().map((root) => join(root, parent)).filter(existsSync)
+    .flatMap((dir) => readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name)));
+}
+
+function removeCgroups(parent: string): void {
+  for (const dir of [...sandboxCgroupsUnder(parent), ...cgroupRoots().map((root) => join(root, parent))]) removeCgroupDir(dir);
 }
 
 function removeCgroupDir(dir: string): void {

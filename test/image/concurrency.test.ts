@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { writeImage } from './helpers/oci-builder.ts';
 import { busyboxRootfs, inOverlay, isRoot, NODE, tarOf, tempDir } from './helpers/host.ts';
+import { layersDir } from '../../src/image/cache-layout.ts';
 
 const cli = fileURLToPath(new URL('./helpers/resolve-cli.ts', import.meta.url));
 
@@ -38,7 +39,7 @@ describe('concurrent unpacking', () => {
     for (const r of results) expect(r, r.out).toMatchObject({ code: 0 });
     const images = results.map((r) => JSON.parse(r.out));
     for (const image of images) expect(image.lowerDirs).toEqual(images[0].lowerDirs);
-    expect(readdirSync(`${cacheDir}/layers`)).toHaveLength(4);
+    expect(readdirSync(layersDir(cacheDir))).toHaveLength(4);
     expect(readdirSync(`${cacheDir}/tmp`)).toEqual([]); // losers cleaned up after themselves
     const seen = inOverlay(images[0].lowerDirs, images[0].overlayOptions, 'cat "$ROOT/marker"; ls "$ROOT" | wc -l', { rootless: !isRoot });
     expect(seen.trim().split('\n')).toEqual(['layer 2', '6']) // bin etc marker blob0 blob1 blob2;

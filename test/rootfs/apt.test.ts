@@ -1,5 +1,5 @@
 // Resolution through apt (no network: package lists only) and the one failure
-// that lets the other rootfs tests skip: a mirror apt cannot reach.
+// that lets the other rootfs tests skip outside CI: a mirror apt cannot reach.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { AptUnreachableError, resolve } from '../../rootfs/lib/apt.ts';
 import { buildImage } from '../../rootfs/lib/build-image.ts';
 import { setQuiet } from '../../rootfs/lib/log.ts';
 import { MAINTAINER_ONLY } from '../../rootfs/recipes/layers.ts';
-import { isRoot } from './helpers.ts';
+import { buildOrUnreachable, isRoot } from './helpers.ts';
 
 describe('apt', () => {
   let cache: string;
@@ -32,9 +32,9 @@ describe('apt', () => {
     for (const p of redis) expect(p.version).toMatch(/^[\w.:~+-]+$/);
   }, 60_000);
 
-  test.skipIf(!isRoot)('a mirror apt cannot reach is AptUnreachableError (the one reason rootfs tests skip)', async () => {
+  test.skipIf(!isRoot)('a mirror apt cannot reach is AptUnreachableError (the one reason rootfs tests skip, and only outside CI)', async () => {
     setQuiet(true);
-    const saved = { http_proxy: process.env.http_proxy, APT_CONFIG: process.env.APT_CONFIG };
+    const saved = { http_proxy: process.env.http_proxy, APT_CONFIG: process.env.APT_CONFIG, CI: process.env.CI };
     // Port 9 (discard) on loopback refuses: apt cannot fetch anything through this proxy.
     process.env.http_proxy = 'http://127.0.0.1:9';
     // apt reads this file first, on top of its usual config: no retries with back-off.
@@ -44,6 +44,12 @@ describe('apt', () => {
       const recipe = { name: 'unreachable', layers: [{ name: 'busybox', packages: ['busybox-static'] }], config: {} };
       const build = buildImage(recipe, { outDir: join(cache, 'out'), cacheDir: cache });
       await expect(build).rejects.toBeInstanceOf(AptUnreachableError);
+      // What the other rootfs tests do with it: skip on a developer's machine, fail in CI.
+      const fresh = { outDir: join(cache, 'fresh-out'), cacheDir: join(cache, 'fresh-cache') };
+      delete process.env.CI;
+      await expect(buildOrUnreachable('busybox', fresh)).resolves.toBeUndefined();
+      process.env.CI = 'true';
+      await expect(buildOrUnreachable('busybox', fresh)).rejects.toBeInstanceOf(AptUnreachableError);
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];

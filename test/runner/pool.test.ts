@@ -2,7 +2,7 @@
 // worker is in its own sandbox.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { isRoot } from '../helpers/host.ts';
+import { isRoot, kernelOomKills } from '../helpers/host.ts';
 import { leftoverCgroups, runVitest } from '../helpers/run-fixture.ts';
 
 function sleepers(): number {
@@ -21,6 +21,10 @@ describe.runIf(isRoot)('pool: containerPool()', () => {
     // file-01..10 + service + with-environment pass; oom fails with a message naming it and the limit
     expect(r.output).toMatch(/Tests\s+12 passed \(13\)/);
     expect(r.output).toMatch(/OutOfMemoryError: killed: exceeded memory limit 256 MiB while running oom\.test\.ts/);
+    // The kernel did kill it: a worker (Node) of this run, at 256 MiB.
+    const kills = kernelOomKills(r.cgroupParent);
+    expect(kills.length).toBeGreaterThan(0);
+    for (const kill of kills) expect(kill.limitKiB).toBe(256 * 1024);
     expect(r.code).toBe(1);
     expect(existsSync('/tmp/state')).toBe(false);
     expect(sleepers()).toBe(0);

@@ -1,7 +1,7 @@
 // The Vitest surface end to end: real Vitest runs of fixture projects, and
 // what their users would see.
 import { describe, expect, test } from 'vitest';
-import { isRoot } from '../helpers/host.ts';
+import { isRoot, kernelOomKills } from '../helpers/host.ts';
 import { leftoverCgroups, leftoverSpawners, runVitest } from '../helpers/run-fixture.ts';
 
 describe.runIf(isRoot)("environment: 'container'", () => {
@@ -25,7 +25,10 @@ describe.runIf(isRoot)("environment: 'container'", () => {
   describe('failures are reported clearly, with the file, and everything is torn down', async () => {
     const run = runVitest('vitest-failures', ['--maxWorkers=2']);
     test('an OOM kill names the limit and the file', async () => {
-      expect((await run).output).toMatch(/OutOfMemoryError: killed: exceeded memory limit 32 MiB while running oom\.test\.ts/);
+      const r = await run;
+      expect(r.output).toMatch(/OutOfMemoryError: killed: exceeded memory limit 32 MiB while running oom\.test\.ts/);
+      // and it happened: the kernel killed the file's memory hog in this run's sandbox, at 32 MiB
+      expect(kernelOomKills(r.cgroupParent)).toContainEqual(expect.objectContaining({ task: 'tail', limitKiB: 32 * 1024 }));
     });
     test('a wait that timed out shows the last log lines', async () => {
       expect((await run).output).toMatch(/WaitTimeoutError: timed out after 500 ms waiting for log line "ready to accept connections"\n\s+last output:\n\s+starting up\n\s+still warming/);

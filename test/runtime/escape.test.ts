@@ -18,9 +18,9 @@ test('a leaked host directory fd is closed in the sandbox, and file access canno
     let out = '';
     child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
     await new Promise((resolve) => child.on('close', resolve));
-    const r = JSON.parse(out.trim()) as { fds: string[]; inside: string[]; read: string[]; write: string[] };
+    const r = JSON.parse(out.trim()) as { fds: string[]; listedInside: boolean; inside: string[]; read: string[]; write: string[] };
     expect(r.fds.length).toBeGreaterThan(2);
-    expect(r).toMatchObject({ inside: [], read: [], write: [] });
+    expect(r).toMatchObject({ listedInside: false, inside: [], read: [], write: [] });
     expect(existsSync(join('/', marker))).toBe(false);
   } finally {
     rmSync(hostDir, { recursive: true, force: true });

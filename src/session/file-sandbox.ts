@@ -1,5 +1,8 @@
-// One test file's sandbox in Vitest: started from the merged options before
-// the file's first test, checked and stopped after its last.
+// One test file's sandbox, for every runner (Vitest's environment, Jest's, and the
+// environment inside a pool worker): started from the file's options before its first
+// test, checked (OOM, early exit) after its last, and released with what the file's
+// tests started and forgot when the runner is done with the file (release.ts says when
+// a released sandbox actually stops).
 import { relative } from 'node:path';
 import { ContainerError, ContainerExitedError, OutOfMemoryError } from '../errors.ts';
 import type { FileSandboxHandle } from '../current.ts';
@@ -10,10 +13,21 @@ import { normalizeOptions } from '../runtime/options.ts';
 import { waitUntilReady } from '../runtime/wait.ts';
 import { logger } from '../log.ts';
 import { namedNetworks } from '../net/network.ts';
+import { releaseAll, releaseSandboxes } from './release.ts';
 
-const log = logger('vitest');
+const log = logger('session');
 
 export interface FileResources { peakMemoryBytes: number; cpuSeconds: number; oomKills: number; image: string }
+
+/**
+ * The runner's options for every file with a file's own over them (a Vitest docblock would
+ * replace them; Jest merges shallowly). `env` is the one option people extend per file.
+ */
+export function mergeOptions(config: ContainerOptions, file: ContainerOptions): ContainerOptions {
+  const merged = { ...config, ...file };
+  if (config.env && file.env) merged.env = { ...config.env, ...file.env };
+  return merged;
+}
 
 function sameOptions(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -61,7 +75,11 @@ export class FileSandbox implements FileSandboxHandle {
     this.#early = undefined;
     this.ready = (async () => {
       const previous = await previousReady.catch(() => undefined);
-      if (previous) await previous.stop();
+      if (previous) {
+        // Another file in the same worker (isolate: false): the last file's sandboxes are done with.
+        const adopted = early && sameOptions(early.options, options) ? await early.container.catch(() => undefined) : undefined;
+        await releaseSandboxes([...liveContainers].filter((c) => c !== adopted));
+      }
       log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
       let c: Container;
       if (early && sameOptions(early.options, options)) {
@@ -109,12 +127,12 @@ export class FileSandbox implements FileSandboxHandle {
     return resources;
   }
 
-  /** Stops the file's container and anything the file's tests started and left running. */
+  /** Releases the file's container and anything the file's tests started and left running (see release.ts). */
   async teardown(): Promise<void> {
     await this.ready.catch(() => undefined);
-    if (this.#early) await this.#early.container.then((c) => c.stop(), () => {});
+    if (this.#early) await this.#early.container.then((c) => releaseSandboxes([c]), () => {});
     this.#early = undefined;
-    await Promise.all([...liveContainers].map((c) => c.stop()));
+    await releaseAll();
     // Networks named in options belong to the file that used them.
     await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
     this.container = undefined;
