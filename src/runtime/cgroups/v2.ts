@@ -176,7 +176,12 @@ export class CgroupV2Driver implements CgroupDriver {
       rmdirSync(dir);
       throw err;
     }
-    return new CgroupV2(this.root, path, parent === this.defaultParent());
+    return new CgroupV2(this.root, path, this.#parentGoesWhenEmpty(parent));
+  }
+
+  /** The default parent goes with its last sandbox, and so does one we made; one that was there before stays. */
+  #parentGoesWhenEmpty(parent: string): boolean {
+    return parent === this.defaultParent() || isOurs(join(this.root, parent));
   }
 
   children(parent: string): string[] {
@@ -187,19 +192,19 @@ export class CgroupV2Driver implements CgroupDriver {
 
   open(parent: string, name: string): SandboxCgroup {
     const resolved = this.#resolve(parent);
-    return new CgroupV2(this.root, join(resolved, name), resolved === this.defaultParent());
+    return new CgroupV2(this.root, join(resolved, name), this.#parentGoesWhenEmpty(resolved));
   }
 }
 
 class CgroupV2 implements SandboxCgroup {
   readonly path: string;
   private readonly dir: string;
-  /** The parent is the default one, which goes with its last sandbox. */
-  private readonly parentIsDefault: boolean;
-  constructor(root: string, path: string, parentIsDefault: boolean) {
+  /** The parent goes with its last sandbox (the default one, or one we made). */
+  private readonly parentGoesWhenEmpty: boolean;
+  constructor(root: string, path: string, parentGoesWhenEmpty: boolean) {
     this.path = path;
     this.dir = join(root, path);
-    this.parentIsDefault = parentIsDefault;
+    this.parentGoesWhenEmpty = parentGoesWhenEmpty;
   }
   stats(): CgroupStats {
     // A file of a controller the sandbox was not given (no limit asked, none delegated) reads as nothing.
@@ -226,10 +231,10 @@ class CgroupV2 implements SandboxCgroup {
   }
   async remove(): Promise<void> {
     await removeDir(this.dir, () => this.killAll());
-    if (this.parentIsDefault) removeEmptyParents([dirname(this.dir)]);
+    if (this.parentGoesWhenEmpty) removeEmptyParents([dirname(this.dir)]);
   }
   removeNow(): void {
     removeDirSync(this.dir, () => this.killAll());
-    if (this.parentIsDefault) removeEmptyParents([dirname(this.dir)]);
+    if (this.parentGoesWhenEmpty) removeEmptyParents([dirname(this.dir)]);
   }
 }
