@@ -58,8 +58,8 @@ function removed(dir: string): boolean {
 }
 
 /**
- * The default parent goes with its last sandbox (on cgroup v2 also a parent we made; one that was
- * there before stays): its directory in each hierarchy (one on cgroup2), once a sandbox in it was removed.
+ * The default parent goes with its last sandbox (a parent the user names stays): its directory in
+ * each hierarchy (one on cgroup2), once a sandbox in it was removed.
  */
 export function removeEmptyParents(parentDirs: string[]): void {
   for (const dir of parentDirs) removeIfEmpty(dir);

@@ -110,7 +110,8 @@ export class CgroupV2Driver implements CgroupDriver {
   /** What a level on the way to parent passes on; throws CGROUP_CONTROLLERS_MISSING when that lacks one of `needed`. */
   #check(dir: string, needed: Controller[], parent: string): Set<string> {
     const passes = words(join(dir, 'cgroup.subtree_control'));
-    const missing = needed.filter((c) => !passes.has(c));
+    // No limit asked: any useful controller will do (for stats); with none, a cgroup is not worth making.
+    const missing = needed.length ? needed.filter((c) => !passes.has(c)) : USEFUL.some((c) => passes.has(c)) ? [] : [...USEFUL];
     if (missing.length) {
       // The fix names every level down to the parent that we may not change ourselves.
       const below = parent.split('/').filter(Boolean).map((_, i, parts) => join(this.root, ...parts.slice(0, i + 1)))
@@ -176,12 +177,7 @@ export class CgroupV2Driver implements CgroupDriver {
       rmdirSync(dir);
       throw err;
     }
-    return new CgroupV2(this.root, path, this.#parentGoesWhenEmpty(parent));
-  }
-
-  /** The default parent goes with its last sandbox, and so does one we made; one that was there before stays. */
-  #parentGoesWhenEmpty(parent: string): boolean {
-    return parent === this.defaultParent() || isOurs(join(this.root, parent));
+    return new CgroupV2(this.root, path, parent === this.defaultParent());
   }
 
   children(parent: string): string[] {
@@ -192,14 +188,14 @@ export class CgroupV2Driver implements CgroupDriver {
 
   open(parent: string, name: string): SandboxCgroup {
     const resolved = this.#resolve(parent);
-    return new CgroupV2(this.root, join(resolved, name), this.#parentGoesWhenEmpty(resolved));
+    return new CgroupV2(this.root, join(resolved, name), resolved === this.defaultParent());
   }
 }
 
 class CgroupV2 implements SandboxCgroup {
   readonly path: string;
   private readonly dir: string;
-  /** The parent goes with its last sandbox (the default one, or one we made). */
+  /** The parent is the default one, which goes with its last sandbox (one the user names stays). */
   private readonly parentGoesWhenEmpty: boolean;
   constructor(root: string, path: string, parentGoesWhenEmpty: boolean) {
     this.path = path;
