@@ -149,6 +149,8 @@ void join_new_session_keyring(void) {
  * its capabilities only CAP_KILL, to forward signals to a main process of another uid), no_new_privs,
  * the same seccomp filter, and not dumpable (set at its start), so the sandbox cannot ptrace it. */
 static void limit_init_privileges(const proc_spec *p) {
+  /* Only the main process uses the preserved fd; pid 1 keeping it would hold the channel open. */
+  if (p->preserve_fd >= 0) close(p->preserve_fd);
   if (!p->caps) return; /* a spec without capabilities keeps everything: nothing to be "no more than" */
   unsigned long long bounding = cap_mask(p->caps, "bounding"), keep = cap_mask(p->caps, "permitted") & (1ULL << CAP_KILL);
   for (int c = 0; c <= last_cap(); c++)
@@ -211,7 +213,8 @@ void proc_exec(const proc_spec *p, int errfd) {
 
 /* Forks the process; reports exec failure through a cloexec pipe so that
  * "started" is only said once exec has really happened. */
-static pid_t spawn_checked(const proc_spec *p, bool report_started) {
+/* settle: run in the parent once the child has exec'd (or failed to), before that is reported. */
+static pid_t spawn_checked(const proc_spec *p, bool report_started, void (*settle)(const proc_spec *)) {
   int errpipe[2];
   if (pipe2(errpipe, O_CLOEXEC) < 0) die("process", NULL, errno, "pipe");
   pid_t pid;
@@ -242,6 +245,7 @@ static pid_t spawn_checked(const proc_spec *p, bool report_started) {
   ssize_t n;
   do n = read(errpipe[0], &err, sizeof err); while (n < 0 && errno == EINTR);
   close(errpipe[0]);
+  if (settle) settle(p);
   if (n == sizeof err) {
     char ebuf[1100];
     report_event("exec-failed", ",\"errno\":%d,\"code\":\"%s\",\"path\":\"%s\"", err, strerrorname_np(err) ?: "",
@@ -318,10 +322,8 @@ void init_main(const proc_spec *p) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
-  pid_t main = spawn_checked(p, true);
-  /* Only the main process uses the preserved fd; pid 1 keeping it would hold the channel open. */
-  if (p->preserve_fd >= 0) close(p->preserve_fd);
-  limit_init_privileges(p);
+  /* Confined before the start is reported: whoever sees "started" finds pid 1 with no more than the main process. */
+  pid_t main = spawn_checked(p, true, limit_init_privileges);
   int status = supervise(main, true, -1);
   report_exit(status);
   /* pid 1 cannot be killed by its own signal: pass the status on as a code. */
@@ -332,7 +334,7 @@ int run_and_wait(const proc_spec *p, bool report_started, int control_fd) {
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
-  pid_t child = spawn_checked(p, report_started);
+  pid_t child = spawn_checked(p, report_started, NULL);
   int status = supervise(child, false, control_fd);
   return status_to_code(status);
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@
  * (the host's "/"). Overlay cannot take such a tree as one layer inside a user
  * namespace (its submounts are locked), so the root becomes a tmpfs with one
  * overlay per top-level directory, and directories holding mounts are bound
- * read-only, recursively. */
+ * read-only, recursively. "toplevel-readonly": every top-level directory bound
+ * read-only (see compose_toplevel). */
 #define ANNOTATION_COMPOSE "org.vitest-container.rootfs.compose"
 /* "true": the image layers are seen through idmapped mounts of the sandbox's user namespace (a rootfs:
  * directory with host owners, started by root), as if unpacked with the sandbox's ids. */
@@ -249,7 +251,7 @@ static void populate_dev(int rootfd) {
   }
   static const char *const links[][2] = {
     {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-    {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}, {"/proc/kcore", "core"},
+    {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
   };
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
     if (symlinkat(links[i][0], devfd, links[i][1]) < 0 && errno != EEXIST) die("devices", links[i][1], errno, "symlink");
@@ -263,6 +265,20 @@ static int fs_context_error(int fsfd, char *msg, size_t len) {
   return 0;
 }
 
+#define OVERLAYFS_MAGIC 0x794c7630
+
+/* Overlay tells the kernel log, not the caller, why it refused. The one reason a host can cause and a
+ * user can fix: a lower layer already on an overlay that is on another (the kernel stacks two at most). */
+static void overlay_refusal_reason(char **lowers, char *msg, size_t len) {
+  for (char **l = lowers; *l; l++) {
+    struct statfs st;
+    if (statfs(*l, &st) == 0 && st.f_type == OVERLAYFS_MAGIC) {
+      snprintf(msg, len, "(a lower layer is on an overlay: the kernel's maximum fs stacking depth is exceeded when that overlay is itself on one)");
+      return;
+    }
+  }
+}
+
 /* Overlay with the new mount API: "lowerdir+" takes one layer at a time, so
  * the 4 KiB limit on mount options does not cap the number of layers. */
 static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char *work, char **opts, const char *target) {
@@ -274,6 +290,8 @@ static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char 
    * tells the two apart: only the legacy context accepts it. */
   if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_FLAG, "vtc-probe", NULL, 0) == 0) { close(fsfd); return false; }
   char msg[512];
+  /* The probe's refusal went to the context's log: drop it, so a later error reads the kernel's real reason. */
+  while (read(fsfd, msg, sizeof msg) > 0) {}
   for (char **l = lowers; *l; l++)
     if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_SET_STRING, "lowerdir+", *l, 0) < 0) {
       if (l == lowers && errno == EINVAL) { close(fsfd); return false; } /* kernel < 6.8 */
@@ -300,6 +318,7 @@ static bool mount_overlay_fsconfig(char **lowers, const char *upper, const char 
   if (syscall(SYS_fsconfig, fsfd, VTC_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
     int err = errno;
     fs_context_error(fsfd, msg, sizeof msg);
+    if (!msg[0] && err == EINVAL) overlay_refusal_reason(lowers, msg, sizeof msg);
     die("overlay", lowers[0], err, "creating the overlay %s", msg);
   }
   int mfd = (int)syscall(SYS_fsmount, fsfd, VTC_FSMOUNT_CLOEXEC, 0);
@@ -319,7 +338,12 @@ static void mount_overlay_classic(char **lowers, const char *upper, const char *
   for (char **p = opts; *p; p++) o += (size_t)snprintf(data + o, o < sizeof data ? sizeof data - o : 0, ",%s", *p);
   if (o >= sizeof data - 1)
     die("overlay", lowers[0], E2BIG, "too many layers for this kernel's overlay mount options (Linux 6.8 or newer lifts the limit)");
-  if (mount("overlay", target, "overlay", 0, data) < 0) die("overlay", lowers[0], errno, "mounting the overlay root");
+  if (mount("overlay", target, "overlay", 0, data) < 0) {
+    int err = errno;
+    char msg[256] = "";
+    if (err == EINVAL) overlay_refusal_reason(lowers, msg, sizeof msg);
+    die("overlay", lowers[0], err, "mounting the overlay root %s", msg);
+  }
 }
 
 static char **split(const char *s, char sep) {
@@ -423,7 +447,10 @@ static void overlay_leaf_mounts(const char *mountinfo, const char *dir, const ch
   }
 }
 
-static void compose_toplevel(const jval *cfg, const char *lower, const char *scratch, const char *merged, char **opts) {
+/* readonly: the sandbox could write none of the host's files anyway (its ids do not map the host's owners:
+ * a root-started sandbox's range), so each top-level directory is bound read-only instead of overlaid,
+ * which costs a fraction of an overlay mount. */
+static void compose_toplevel(const jval *cfg, const char *lower, const char *scratch, const char *merged, char **opts, bool readonly) {
   DIR *d = opendir(lower);
   if (!d) die("rootfs", lower, errno, "listing the root directory");
   char *mountinfo = read_file("/proc/self/mountinfo", 1 << 22);
@@ -447,12 +474,12 @@ static void compose_toplevel(const jval *cfg, const char *lower, const char *scr
     if (!S_ISDIR(st.st_mode)) continue;
     if (mkdir(dst, st.st_mode & 07777) < 0) die("rootfs", dst, errno, "mkdir");
     if (spec_mounts_over(cfg, rel)) continue; /* /proc, /dev, /sys, /tmp: the spec gives fresh ones */
-    if (has_mounts_below(mountinfo, src)) {
+    if (readonly || has_mounts_below(mountinfo, src)) {
       /* The host's mounts show, read-only all the way down (a checkout on its own mount, /home, ...);
        * those with nothing mounted below them then get a throwaway layer of their own. */
-      if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", src, errno, "binding a directory that holds mounts");
+      if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", src, errno, "binding a host directory");
       make_readonly_recursive(dst, src);
-      overlay_leaf_mounts(mountinfo, src, scratch, merged, opts);
+      if (!readonly) overlay_leaf_mounts(mountinfo, src, scratch, merged, opts);
       continue;
     }
     snprintf(up, sizeof up, "%s/upper%s", scratch, rel);
@@ -630,10 +657,10 @@ void rootfs_setup(const jval *cfg, bool in_userns) {
     const char *optstr = json_str(ann, ANNOTATION_OVERLAY_OPTIONS);
     char **opts = split(optstr ? optstr : "", ',');
     const char *compose = json_str(ann, ANNOTATION_COMPOSE);
-    if (compose && !strcmp(compose, "toplevel")) {
+    if (compose && (!strcmp(compose, "toplevel") || !strcmp(compose, "toplevel-readonly"))) {
       if (prepared.nlowers != 1) die("overlay", NULL, EINVAL, "compose=toplevel takes exactly one lower directory");
       /* The merged root itself is part of the scratch tmpfs. The live tree is walked by its path. */
-      compose_toplevel(cfg, split(json_str(ann, ANNOTATION_LOWERDIRS), ':')[0], scratch, newroot, opts);
+      compose_toplevel(cfg, split(json_str(ann, ANNOTATION_LOWERDIRS), ':')[0], scratch, newroot, opts, !strcmp(compose, "toplevel-readonly"));
       if (mount(newroot, newroot, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", newroot, errno, "binding the composed root");
     } else if (!mount_overlay_fsconfig(lowers, upper, work, opts, newroot)) {
       mount_overlay_classic(lowers, upper, work, opts, newroot);

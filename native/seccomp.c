@@ -5,11 +5,11 @@
  * The program checks the architecture first (a syscall made through another
  * ABI — i386 via int 0x80, x32, arm32 compat — would carry numbers the rules do
  * not mean, so it gets ENOSYS), then finds the syscall number in a binary search
- * tree over the numbers the rules name. Rules for one syscall are tried in the
- * profile's order; the first whose argument conditions all hold decides. A
- * number no rule names gets the default action, except numbers above every
- * syscall this binary knows: those are newer than the profile and get ENOSYS,
- * so that a C library falls back to an older call instead of failing. */
+ * tree over runs of syscall numbers with one outcome. Rules for one syscall are
+ * tried in the profile's order; the first whose argument conditions all hold
+ * decides. A number no rule names gets the default action, except numbers above
+ * every syscall this binary knows: those are newer than the profile and get
+ * ENOSYS, so that a C library falls back to an older call instead of failing. */
 #include "runtime.h"
 #include "syscall-names.h"
 #include <errno.h>
@@ -169,45 +169,64 @@ static void condition(program *p, const jval *arg, int fail) {
 
 typedef struct { int nr; int *rules; int nrules; } syscall_rules;
 
-static int by_nr(const void *a, const void *b) { return ((const syscall_rules *)a)->nr - ((const syscall_rules *)b)->nr; }
 
-/* The syscalls the profile names, each with the indexes of its rules in profile order. */
+/* The syscalls the profile names, each with the indexes of its rules in profile order, sorted by number. */
 static syscall_rules *collect(const jval *syscalls, int *count) {
-  int cap = 64, n = 0;
-  syscall_rules *all = calloc((size_t)cap, sizeof *all);
-  int r = 0;
+  int highest = highest_known_syscall();
+  int *slot = malloc(((size_t)highest + 1) * sizeof *slot); /* number -> index in all, or -1 */
+  syscall_rules *all = calloc((size_t)highest + 1, sizeof *all);
+  if (!slot || !all) die("seccomp", NULL, ENOMEM, "out of memory");
+  memset(slot, -1, ((size_t)highest + 1) * sizeof *slot);
+  int n = 0, r = 0;
   for (const jval *rule = syscalls ? syscalls->child : NULL; rule; rule = rule->next, r++) {
     const jval *names = json_get(rule, "names");
     for (const jval *name = names ? names->child : NULL; name; name = name->next) {
       int nr = name->type == J_STR ? syscall_number(name->str) : -1;
       if (nr < 0) continue; /* not a syscall of this architecture (as libseccomp-based runtimes skip it) */
-      int at = 0;
-      while (at < n && all[at].nr != nr) at++;
-      if (at == n) {
-        if (n == cap) all = realloc(all, (size_t)(cap *= 2) * sizeof *all);
-        all[n++] = (syscall_rules){ nr, NULL, 0 };
-      }
-      all[at].rules = realloc(all[at].rules, (size_t)(all[at].nrules + 1) * sizeof(int));
-      all[at].rules[all[at].nrules++] = r;
+      if (slot[nr] < 0) { slot[nr] = n; all[n++] = (syscall_rules){ nr, NULL, 0 }; }
+      syscall_rules *e = &all[slot[nr]];
+      e->rules = realloc(e->rules, (size_t)(e->nrules + 1) * sizeof(int));
+      e->rules[e->nrules++] = r;
     }
   }
-  qsort(all, (size_t)n, sizeof *all, by_nr);
+  /* In number order, from the slot table (no sort needed). */
+  syscall_rules *sorted = malloc(((size_t)n + 1) * sizeof *sorted);
+  int k = 0;
+  for (int nr = 0; nr <= highest; nr++)
+    if (slot[nr] >= 0) sorted[k++] = all[slot[nr]];
+  free(slot);
+  free(all);
   *count = n;
-  return all;
+  return sorted;
 }
 
-/* A binary search over sorted syscall numbers; A holds the number. */
-static void search_tree(program *p, const syscall_rules *s, const int *target, int lo, int hi, int fallback) {
-  if (hi - lo <= 3) {
-    for (int i = lo; i < hi; i++) jump_if(p, BPF_JEQ, (uint32_t)s[i].nr, target[i]);
-    jump(p, fallback);
+/* The syscall numbers as runs of equal outcome: [start, next start) all go to label. Most of the number
+ * line is long runs of "allowed" and "default", so the search tree is small, and the program with it:
+ * the kernel converts and JITs a filter at every install (twice per sandbox), at a cost that grows
+ * with its length. */
+typedef struct { uint32_t start; int label; } run;
+
+/* A binary search over the runs' starts; A holds the number. */
+static void search_runs(program *p, const run *runs, int lo, int hi) {
+  if (hi - lo == 1) {
+    jump(p, runs[lo].label);
     return;
   }
   int mid = lo + (hi - lo) / 2, right = new_label(p);
-  jump_if(p, BPF_JGE, (uint32_t)s[mid].nr, right);
-  search_tree(p, s, target, lo, mid, fallback);
+  jump_if(p, BPF_JGE, runs[mid].start, right);
+  search_runs(p, runs, lo, mid);
   place(p, right);
-  search_tree(p, s, target, mid, hi, fallback);
+  search_runs(p, runs, mid, hi);
+}
+
+/* One label per distinct unconditional action, shared by every syscall that ends in it. */
+typedef struct { uint32_t action; int label; } shared_return;
+
+static int return_label(program *p, shared_return *rets, int *nrets, uint32_t action) {
+  for (int i = 0; i < *nrets; i++)
+    if (rets[i].action == action) return rets[i].label;
+  rets[*nrets] = (shared_return){ action, new_label(p) };
+  return rets[(*nrets)++].label;
 }
 
 void seccomp_compile(const jval *profile, seccomp_program *out) {
@@ -224,23 +243,50 @@ void seccomp_compile(const jval *profile, seccomp_program *out) {
   const jval *syscalls = json_get(profile, "syscalls");
   int n;
   syscall_rules *s = collect(syscalls, &n);
-
-  int foreign = new_label(&p), unnamed = new_label(&p);
-  load(&p, offsetof(struct seccomp_data, arch));
-  jump_unless(&p, BPF_JEQ, NATIVE_ARCH, foreign);
-  load(&p, offsetof(struct seccomp_data, nr));
-#ifdef X32_SYSCALL_BIT
-  jump_if(&p, BPF_JGE, X32_SYSCALL_BIT, foreign);
-#endif
-  int *target = calloc((size_t)n + 1, sizeof *target);
-  for (int i = 0; i < n; i++) target[i] = new_label(&p);
-  search_tree(&p, s, target, 0, n, unnamed);
-
-  /* Each named syscall's rules. The rule list is walked in order: later rules only see what earlier ones let through. */
   const jval **rule_at = calloc((size_t)json_len(syscalls) + 1, sizeof *rule_at);
   int r = 0;
   for (const jval *rule = syscalls ? syscalls->child : NULL; rule; rule = rule->next) rule_at[r++] = rule;
+
+  /* Where each named syscall goes: a shared return when its first rule has no conditions, else a block of its own. */
+  shared_return rets[64];
+  int nrets = 0;
+  int *target = calloc((size_t)n + 1, sizeof *target);
+  bool *own_block = calloc((size_t)n + 1, sizeof *own_block);
   for (int i = 0; i < n; i++) {
+    const jval *first = rule_at[s[i].rules[0]], *args = json_get(first, "args");
+    if (!args || !args->child) {
+      if (nrets == 63) die("seccomp", NULL, E2BIG, "the seccomp profile uses too many different actions");
+      target[i] = return_label(&p, rets, &nrets, action_of(json_str(first, "action"), json_get(first, "errnoRet"), "syscalls[].action"));
+    } else {
+      target[i] = new_label(&p);
+      own_block[i] = true;
+    }
+  }
+  int unnamed = return_label(&p, rets, &nrets, default_action);
+  int newer = return_label(&p, rets, &nrets, SECCOMP_RET_ERRNO | ENOSYS);
+
+  /* Runs over 0..highest known, then one run of "newer than this binary knows". */
+  uint32_t highest = (uint32_t)highest_known_syscall();
+  run *runs = calloc((size_t)highest + 2, sizeof *runs);
+  int nruns = 0, next_named = 0;
+  for (uint32_t nr = 0; nr <= highest; nr++) {
+    while (next_named < n && (uint32_t)s[next_named].nr < nr) next_named++;
+    int label = next_named < n && (uint32_t)s[next_named].nr == nr ? target[next_named] : unnamed;
+    if (!nruns || runs[nruns - 1].label != label) runs[nruns++] = (run){ nr, label };
+  }
+  runs[nruns++] = (run){ highest + 1, newer };
+
+  load(&p, offsetof(struct seccomp_data, arch));
+  jump_unless(&p, BPF_JEQ, NATIVE_ARCH, newer); /* another ABI's numbers mean other calls: ENOSYS */
+  load(&p, offsetof(struct seccomp_data, nr));
+#ifdef X32_SYSCALL_BIT
+  jump_if(&p, BPF_JGE, X32_SYSCALL_BIT, newer);
+#endif
+  search_runs(&p, runs, 0, nruns);
+
+  /* Syscalls with argument conditions: rules in profile order; later rules only see what earlier ones let through. */
+  for (int i = 0; i < n; i++) {
+    if (!own_block[i]) continue;
     place(&p, target[i]);
     bool decided = false;
     for (int k = 0; k < s[i].nrules && !decided; k++) {
@@ -255,11 +301,10 @@ void seccomp_compile(const jval *profile, seccomp_program *out) {
     }
     if (!decided) ret(&p, default_action);
   }
-  place(&p, unnamed); /* A still holds the number: the search only compared it */
-  jump_if(&p, BPF_JGT, (uint32_t)highest_known_syscall(), foreign);
-  ret(&p, default_action);
-  place(&p, foreign);
-  ret(&p, SECCOMP_RET_ERRNO | ENOSYS);
+  for (int i = 0; i < nrets; i++) {
+    place(&p, rets[i].label);
+    ret(&p, rets[i].action);
+  }
   resolve(&p);
 
   out->len = (unsigned short)p.len;
@@ -269,6 +314,8 @@ void seccomp_compile(const jval *profile, seccomp_program *out) {
   for (int i = 0; i < n; i++) free(s[i].rules);
   free(s);
   free(target);
+  free(own_block);
+  free(runs);
   free(rule_at);
   free(p.label_at);
 }

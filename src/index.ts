@@ -3,3 +3,5 @@
 export { default } from './vitest/environment.ts';
 export { container } from './current.ts';
 export * from './runtime/index.ts';
+// Loads the augmentation of Vitest's config types (environmentOptions.container) with the package's.
+export type { ContainerEnvironmentOptions } from './types/vitest.ts';

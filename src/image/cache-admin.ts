@@ -112,10 +112,14 @@ export async function pruneCache(options: PruneOptions = {}): Promise<PruneResul
     if (!options.dryRun) removeAtomically(cacheDir, layerDir(cacheDir, key));
   }
   if (!options.dryRun) {
+    const stale = (path: string) => options.all || now - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? now) > STALE_TMP_MS;
     for (const name of entries(tmpDir(cacheDir))) {
       const path = `${tmpDir(cacheDir)}/${name}`;
-      const age = now - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? now);
-      if (options.all || age > STALE_TMP_MS) removeTree(path);
+      if (stale(path)) removeTree(path);
+    }
+    // Half-written memos (writeFileAtomic's temporaries) of a process that died mid-write.
+    for (const dir of [imagesDir(cacheDir), refsDir(cacheDir)]) {
+      for (const name of entries(dir)) if (name.endsWith('.tmp') && stale(`${dir}/${name}`)) rmSync(`${dir}/${name}`, { force: true });
     }
   }
   return result;

@@ -7,7 +7,7 @@ import { ImageError } from '../errors.ts';
 import { imageMemoPath, imagesDir, layerKey, lowerDir } from './cache-layout.ts';
 import type { ImageMemo } from './cache-layout.ts';
 import { parseDigest } from './digest.ts';
-import { writeFileAtomic } from './fs-util.ts';
+import { cacheFault, writeFileAtomic } from './fs-util.ts';
 import { ensureLayers } from './layer-store.ts';
 import type { ImagePlan } from './load-plan.ts';
 import type { ContentSource } from './source/types.ts';
@@ -50,8 +50,12 @@ export async function storeImage(plan: ImagePlan, content: ContentSource, refere
     // Layers unpacked rootless carry only user.overlay.* attributes.
     overlayOptions: infos.some((i) => i.xattrs === 'user') ? ['userxattr'] : [],
   };
-  mkdirSync(imagesDir(cache), { recursive: true });
-  writeFileAtomic(imageMemoPath(cache, memo.manifestDigest), JSON.stringify(memo));
+  try {
+    mkdirSync(imagesDir(cache), { recursive: true });
+    writeFileAtomic(imageMemoPath(cache, memo.manifestDigest), JSON.stringify(memo));
+  } catch (err) {
+    throw cacheFault(err, cache, reference);
+  }
   return memo;
 }
 

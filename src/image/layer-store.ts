@@ -11,7 +11,7 @@ import { ImageError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { layerDir, layerKey, layersDir, lowerDir, ownerShift, tmpDir } from './cache-layout.ts';
 import type { LayerInfo } from './cache-layout.ts';
-import { errnoCode, removeTree, writeFileAtomic } from './fs-util.ts';
+import { cacheFault, errnoCode, removeTree, writeFileAtomic } from './fs-util.ts';
 import type { ImagePlan, LayerPlan } from './load-plan.ts';
 import { startProgress } from './progress.ts';
 import type { ContentSource } from './source/types.ts';
@@ -97,7 +97,7 @@ async function unpackAll(missing: [string, LayerPlan][], ctx: StoreContext): Pro
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     for (const { tmp } of staged) removeTree(tmp);
-    throw failed.reason;
+    throw cacheFault(failed.reason, ctx.cache, ctx.reference);
   }
   for (const { key, tmp } of staged) commit(key, tmp, ctx.cache);
   log('unpacked %d layers of %s in %d ms', missing.length, ctx.reference, Date.now() - started);

@@ -4,7 +4,7 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { refsDir } from './cache-layout.ts';
-import { writeFileAtomic } from './fs-util.ts';
+import { cacheFault, writeFileAtomic } from './fs-util.ts';
 
 export interface RefMemo {
   /** canonical: docker.io/library/redis:7, docker-daemon:app:latest */
@@ -34,8 +34,12 @@ export function readRef(cache: string, reference: string, platform: string): Ref
 }
 
 export function writeRef(cache: string, memo: RefMemo): void {
-  mkdirSync(refsDir(cache), { recursive: true, mode: 0o700 });
-  writeFileAtomic(`${refsDir(cache)}/${refKey(memo.reference, memo.platform)}.json`, JSON.stringify(memo));
+  try {
+    mkdirSync(refsDir(cache), { recursive: true, mode: 0o700 });
+    writeFileAtomic(`${refsDir(cache)}/${refKey(memo.reference, memo.platform)}.json`, JSON.stringify(memo));
+  } catch (err) {
+    throw cacheFault(err, cache, memo.reference);
+  }
 }
 
 export function listRefs(cache: string): RefMemo[] {

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidOptionsError } from '../errors.ts';
+import { nextInSequence, threadState } from '../thread-state.ts';
 import type { Container } from '../runtime/container.ts';
 
 export interface NetworkNamespaces {
@@ -82,17 +83,15 @@ export class Network implements AsyncDisposable {
   }
 }
 
-/** Networks by name, shared by everything in this process (options given as JSON name them). */
-const networks: Map<string, Network> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.networks')] ??= new Map<string, Network>()) as Map<string, Network>;
+/** Networks by name, shared by everything in this thread (options given as JSON name them). */
+const networks = threadState('networks', () => new Map<string, Network>());
 
 export function namedNetworks(): Map<string, Network> {
   return networks;
 }
 
-let anonymous = 0;
-
 export async function networkNamed(name: string | undefined, start: Starter): Promise<Network> {
-  const key = name ?? `net-${process.pid}-${++anonymous}`;
+  const key = name ?? `net-${process.pid}-${nextInSequence('network')}`;
   const existing = networks.get(key);
   if (existing && !existing.removed) return existing;
   const network = await Network.create(key, start);

@@ -10,6 +10,7 @@ import { commandNotFound, runtimeError } from './errors-map.ts';
 import { removeBundle } from './bundle.ts';
 import { pidNamespaceOf } from './reaper.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
+import { threadState } from '../thread-state.ts';
 import type { RuntimeImage } from './image.ts';
 import { consumed, launchRuntime, type RuntimeProcess } from './launch.ts';
 import type { NormalizedOptions } from './options.ts';
@@ -18,18 +19,18 @@ import type { ProcessSpec, RuntimeSpec } from './spec.ts';
 const log = logger('runtime');
 
 /** Every sandbox this process started and has not torn down yet: test-runner adapters stop leftovers at file end. */
-export const liveContainers: Set<Container> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.live')] ??= new Set<Container>()) as Set<Container>;
-
-// A process that exits without stopping its sandboxes (process.exit() on Ctrl-C, as Vitest does)
-// still takes them down with it: their monitors see their control socket close and kill them, and
-// this removes their cgroups and bundles, which only we can do. (SIGKILL leaves them to the reaper.)
-const exitHookKey = Symbol.for('vitest-environment-container.exit-hook');
-if (!(globalThis as Record<symbol, unknown>)[exitHookKey]) {
-  (globalThis as Record<symbol, unknown>)[exitHookKey] = true;
+// One set per thread, whichever copy of this module (a test's realm, the environment's) started them.
+export const liveContainers: Set<Container> = threadState('live', () => {
+  // A process that exits without stopping its sandboxes (process.exit() on Ctrl-C, as Vitest does)
+  // still takes them down with it: their monitors see their control socket close and kill them, and
+  // this removes their cgroups and bundles, which only we can do. (SIGKILL leaves them to the reaper.)
+  // Registered by the first copy loaded: a test runner's environment, on the real process.
+  const live = new Set<Container>();
   process.on('exit', () => {
-    for (const c of liveContainers) c.destroyNow();
+    for (const c of live) c.destroyNow();
   });
-}
+  return live;
+});
 const MAX_LOG_BYTES = 16 * 1024 * 1024;
 
 export interface ExitInfo {
@@ -321,11 +322,15 @@ export class Container implements AsyncDisposable {
 
   /** Starts a further command inside the sandbox, with streams. */
   spawn(cmd: string[], options: ExecOptions = {}): Promise<ExecProcess> {
-    return this.#spawn(cmd, options, true);
+    return this.#spawn(cmd, options, true, false);
   }
 
-  /** withStdin false: the command's stdin is /dev/null (one connection less to make). */
-  async #spawn(cmd: string[], options: ExecOptions, withStdin: boolean): Promise<ExecProcess> {
+  /**
+   * withStdin false: the command's stdin is /dev/null (one connection less to make). collecting: the
+   * caller reads stdout and stderr to the end (exec), so `exited` waits for them; a spawn's caller may
+   * never read them, and its `exited` must not depend on that.
+   */
+  async #spawn(cmd: string[], options: ExecOptions, withStdin: boolean, collecting: boolean): Promise<ExecProcess> {
     this.#assertRunning('exec');
     if (!Array.isArray(cmd) || !cmd.length || cmd.some((a) => typeof a !== 'string')) {
       throw new SandboxError('INVALID_COMMAND', 'exec needs a non-empty array of strings, e.g. ["redis-cli", "ping"]');
@@ -349,14 +354,17 @@ export class Container implements AsyncDisposable {
     // which a background process the command started may hold open for as long as it likes.
     const exited = new Promise<number>((resolve, reject) => {
       child.control.once('close', () => {
+        let cutoff: NodeJS.Timeout | undefined;
         const settle = () => {
-          clearTimeout(cutoff);
+          if (cutoff) clearTimeout(cutoff);
           if (failure) reject(failure);
           else if (exitCode === undefined) reject(new SandboxError('EXEC_FAILED', `exec in sandbox ${this.id} ended without an exit status`));
           else resolve(exitCode);
         };
+        // The exit status arrives on the status stream (read by onEvents): settled once it is all read.
+        if (!collecting) return void consumed(child.status).then(settle);
         // What the command wrote before it exited is already in the sockets; give it a moment to arrive.
-        const cutoff = setTimeout(() => child.release(), 50);
+        cutoff = setTimeout(() => child.release(), 50);
         void Promise.all([consumed(child.stdout), consumed(child.stderr)]).then(settle);
       });
     });
@@ -373,7 +381,7 @@ export class Container implements AsyncDisposable {
   /** Runs a command inside the sandbox and collects its output. A missing command gives exit code 127, as in a shell. */
   async exec(cmd: string[], options: ExecOptions = {}): Promise<ExecResult> {
     // exec() has no stdin unless given one: the command reads end-of-file (/dev/null)
-    const p = await this.#spawn(cmd, options, options.stdin !== undefined);
+    const p = await this.#spawn(cmd, options, options.stdin !== undefined, true);
     const out: Buffer[] = [], err: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => out.push(c));
     p.stderr.on('data', (c: Buffer) => err.push(c));

@@ -64,6 +64,10 @@ export function mapRuntimeError(e: ErrorEvent, c: Circumstances): ContainerError
   if (e.stage === 'overlay' && (e.code === 'ENODEV' || /unknown filesystem/i.test(e.message))) {
     return new HostCapabilityError('OVERLAY_UNAVAILABLE', `this kernel has no overlay filesystem: ${detail}`, { fix: 'sudo modprobe overlay' });
   }
+  if (e.stage === 'overlay' && /stacking depth/i.test(e.message)) {
+    return new HostCapabilityError('OVERLAY_UNAVAILABLE', `the image's files are already on an overlay stacked as deep as the kernel allows (a container in a container), so a sandbox's overlay cannot go on top: ${detail}`,
+      { fix: 'put the image cache on a file system of its own (VITEST_CONTAINER_CACHE=/path/on/a/volume), or run the tests with fewer layers of containers around them' });
+  }
   if (e.stage === 'exec' && (e.code === 'ESRCH' || e.code === 'ENOENT')) {
     return new SandboxError('NOT_RUNNING', `the sandbox is no longer running: ${detail}`);
   }

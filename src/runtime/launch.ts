@@ -19,6 +19,7 @@ import { SandboxError } from '../errors.ts';
 import { ensureRunRoot } from './bundle.ts';
 import { runtimeBinary } from './native.ts';
 import { processId, sandboxId } from './reaper.ts';
+import { nextInSequence, threadState } from '../thread-state.ts';
 
 export interface RuntimeProcess {
   stdout: Readable;
@@ -44,8 +45,7 @@ export interface RuntimeProcess {
 const CONNECT_TIMEOUT_MS = 15_000;
 // Tokens only pair a connection with its launch: the socket sits in a directory that only we
 // can enter (see ensureRunRoot), so they need not be secret. (node:crypto would cost a test
-// worker ~5 ms to load, on every file.)
-let launches = 0;
+// worker ~5 ms to load, on every file.) Numbered per thread, whichever copy of this module launches.
 // The kernel's limit for one argument (MAX_ARG_STRLEN): an exec's process spec travels as one.
 const MAX_ARGUMENT_BYTES = 128 * 1024;
 
@@ -307,7 +307,7 @@ class Spawner {
       };
       const timer = setTimeout(() => fail(new SandboxError('RUNTIME_DID_NOT_CONNECT', `the native runtime did not connect back within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
       const attempt = async (retry: boolean): Promise<void> => {
-        token = `${process.pid}.${threadId}.${++launches}`;
+        token = `${process.pid}.${threadId}.${nextInSequence('launch')}`;
         this.#pending.set(token, { wantsStdin, done: resolve, timer });
         const line = [args[0]!, '--connect', this.#path, '--token', token, ...(wantsStdin ? ['--stdin'] : []), ...args.slice(1)];
         try {
@@ -327,9 +327,8 @@ class Spawner {
   }
 }
 
-const SPAWNERS = Symbol.for('vitest-environment-container.spawners');
-// Shared by every copy of this module in the process (test runners load it more than once).
-const spawners = ((globalThis as Record<symbol, unknown>)[SPAWNERS] ??= new Map<string, Spawner>()) as Map<string, Spawner>;
+// Shared by every copy of this module in the thread (test runners load it more than once).
+const spawners = threadState('spawners', () => new Map<string, Spawner>());
 
 function spawnerFor(runRoot: string, owner?: number): Spawner {
   let spawner = spawners.get(runRoot);

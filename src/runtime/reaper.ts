@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { logger } from '../log.ts';
+import { nextInSequence, threadState } from '../thread-state.ts';
 import type { CgroupDriver } from './cgroups/index.ts';
 
 const log = logger('runtime');
@@ -32,12 +33,12 @@ function startTime(pid: number): string | undefined {
 
 const ownNamespace = pidNamespace('self');
 const self = `c${process.pid}-${startTime(process.pid) ?? 0}`;
-// Shared by every copy of this module in the process (test runners load it more than once).
-const shared = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.ids')] ??= { seq: 0, reaped: false }) as { seq: number; reaped: boolean };
+// Shared by every copy of this module in the thread (test runners load it more than once).
+const reaper = threadState('reaper', () => ({ reaped: false }));
 
 /** A name that says which process owns the sandbox (pid + start time, so a reused pid does not count as alive). */
 export function sandboxId(): string {
-  return `${self}-${++shared.seq}${threadId ? `t${threadId}` : ''}-${ownNamespace}`;
+  return `${self}-${nextInSequence('sandbox')}${threadId ? `t${threadId}` : ''}-${ownNamespace}`;
 }
 
 /** The id of a running process (seq 0: never a sandbox's), for files it owns in the run root; undefined when it is gone. */
@@ -82,8 +83,8 @@ export async function reapNamespace(cgroups: CgroupDriver | null, cgroupParent: 
 }
 
 export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, cgroupParent: string): Promise<void> {
-  if (shared.reaped) return;
-  shared.reaped = true;
+  if (reaper.reaped) return;
+  reaper.reaped = true;
   let entries: string[] = [];
   try {
     entries = readdirSync(runRoot);

@@ -174,7 +174,9 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
   // /tmp starts empty (not the image's, nor the host's). A pool worker keeps the host's /tmp under its
   // throwaway layer instead: the project (and its node_modules) may live there.
   if (!privileged) annotations[ANNOTATIONS.freshDirs] = '/tmp';
-  if (image.compose) annotations[ANNOTATIONS.compose] = image.compose;
+  // A root-started sandbox could write none of the host's files in image 'host' (their owners are not in
+  // its id range): its top-level directories are bound read-only instead of overlaid, at a fraction of the cost.
+  if (image.compose) annotations[ANNOTATIONS.compose] = idmapsHostIds ? 'toplevel-readonly' : image.compose;
   if (image.hostOwned && idmapsHostIds) annotations[ANNOTATIONS.idmapLayers] = 'true';
   const seccomp = privileged ? undefined : seccompFor(options.seccomp, caps);
   const ports = forwardedPorts(options, image);

@@ -61,7 +61,7 @@ describe('exec and spawn', () => {
 
   // BUG (reported to the lead, fails until fixed): `exited` resolves only after the caller has read
   // stdout and stderr to their end; a caller that wants only the exit code waits forever.
-  test('BUG: spawn exited resolves when the command ends, whether or not its output was read', async () => {
+  test('spawn: exited resolves when the command ends, whether or not its output was read', async () => {
     const p = await c.spawn(['sh', '-c', 'exit 3']);
     p.stdin.end();
     // A bound on "it ends" (the command exits at once), so the failure says what hangs instead of timing out.

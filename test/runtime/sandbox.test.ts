@@ -123,13 +123,21 @@ describe('process', () => {
 
 describe('file system', () => {
   test('writes go to a throwaway layer: gone after stop, never on the host', async () => {
-    const marker = `/etc/vtc-marker-${process.pid}`;
+    // /tmp is the sandbox's own in image 'host'; elsewhere, started by root, the host's tree is read-only
+    // (its files are not the sandbox's ids'), rootless it is overlaid (the caller's own files are).
+    const marker = `vtc-marker-${process.pid}`;
+    const elsewhere = isRoot ? `/etc/${marker}` : join(hostInfo().rootless ? process.env.HOME ?? '/tmp' : '/tmp', marker);
     await withContainer({}, async (d) => {
-      expect((await d.exec(['sh', '-c', `echo hi > ${marker} && cat ${marker}`])).stdout).toBe('hi\n');
+      expect((await d.exec(['sh', '-c', `echo hi > /tmp/${marker} && cat /tmp/${marker}`])).stdout).toBe('hi\n');
+      const other = await d.exec(['sh', '-c', `echo hi > ${elsewhere}`]);
+      if (isRoot) expect(other.stderr).toMatch(/Read-only file system/);
     });
-    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(join(tmpdir(), marker))).toBe(false);
+    expect(existsSync(`/tmp/${marker}`)).toBe(false);
+    expect(existsSync(elsewhere)).toBe(false);
     await withContainer({}, async (d) => {
-      expect((await d.exec(['cat', marker])).exitCode).not.toBe(0);
+      expect((await d.exec(['cat', `/tmp/${marker}`])).exitCode).not.toBe(0);
+      expect((await d.exec(['cat', elsewhere])).exitCode).not.toBe(0);
     });
   });
 

@@ -1,7 +1,7 @@
-// The native helper (native/build/vtc-runtime): built, or buildable on first use.
+// The native helper (vtc-runtime): prebuilt, built, or buildable on first use (src/runtime/native.ts decides which).
 import { accessSync, constants } from 'node:fs';
 import { findOnPath } from '../../path.ts';
-import { runtimeBinaryPath as binary } from '../../runtime/native.ts';
+import { chooseRuntime } from '../../runtime/native.ts';
 import type { CheckResult } from './check.ts';
 
 const ID = 'native-helper';
@@ -17,12 +17,15 @@ function executable(path: string): boolean {
 }
 
 export function checkNativeHelper(): CheckResult {
+  const { path, kind, reason } = chooseRuntime();
+  if (kind !== 'build') {
+    if (executable(path)) return { id: ID, title: TITLE, status: 'ok', summary: `${path} (${kind === 'prebuilt' ? reason : 'built on this machine'})` };
+    return { id: ID, title: TITLE, status: 'fail', code: 'NATIVE_HELPER_NOT_EXECUTABLE', summary: `${path} cannot be executed (a file system mounted noexec?)`,
+      fix: 'install the project on a file system that allows executables' };
+  }
   const cc = process.env.CC || 'cc';
   const compiler = findOnPath(cc);
-  if (executable(binary)) return { id: ID, title: TITLE, status: 'ok', summary: `${binary} is built${compiler ? ` (C compiler: ${compiler})` : ''}` };
-  if (compiler) {
-    return { id: ID, title: TITLE, status: 'warn', summary: `${binary} is not built yet; it is built with ${compiler} on first use`, fix: 'npm run build:native' };
-  }
-  return { id: ID, title: TITLE, status: 'fail', code: 'NATIVE_BUILD_FAILED', summary: `${binary} is not built and there is no C compiler ("${cc}") to build it`,
-    fix: 'sudo apt-get install gcc libc6-dev (Fedora: sudo dnf install gcc), then: npm run build:native' };
+  if (compiler) return { id: ID, title: TITLE, status: 'ok', summary: `${reason}, with ${compiler}, on first use` };
+  return { id: ID, title: TITLE, status: 'fail', code: 'NATIVE_BUILD_FAILED', summary: `${reason}, and there is no C compiler ("${cc}")`,
+    fix: 'sudo apt-get install gcc libc6-dev (Fedora: sudo dnf install gcc glibc-static); it is then built on first use' };
 }

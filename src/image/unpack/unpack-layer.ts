@@ -125,7 +125,8 @@ function asImageError(err: unknown, what: string): Error {
   if (e?.code?.startsWith('Z_') || e?.code === 'ERR_ZLIB_INITIALIZATION_FAILED' || /zstd|incorrect header|unexpected end/i.test(e?.message ?? '')) {
     return new ImageError('IMAGE_LAYER_CORRUPT', `${what}: cannot decompress: ${e.message}`, { cause: err, fix: 'the blob is truncated or corrupt; re-export the image' });
   }
-  if (e?.code === 'ENOSPC') return new ImageError('IMAGE_CACHE_FULL', `${what}: no space left in the cache`, { cause: err, fix: 'free disk space or prune the cache' });
+  // A full disk is the cache's to explain (layer-store's cacheFault names the cache and the fix).
+  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') return e;
   return new ImageError('IMAGE_UNPACK_FAILED', `${what}: ${e?.message ?? String(err)}`, { cause: err });
 }
 
