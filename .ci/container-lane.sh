@@ -122,5 +122,12 @@ cleanup() {
 trap cleanup EXIT
 status=0
 unshare --mount --propagation private -- bash "$0" --in-namespace "$work" "${lanes[@]}" || status=$?
+# The containers' cgroup hierarchies are rooted at their own cgroups, under ours: any sandbox
+# cgroup (or default parent) the tests inside left is there.
+left=$(find /sys/fs/cgroup -path "*$CGROUP_PARENT/*" -type d -name 'vitest-container*' 2> /dev/null || true)
+if [ -n "$left" ]; then
+  echo "container-lane: the tests in the containers left cgroups behind:" $left >&2
+  status=1
+fi
 echo "container-lane: ${lanes[*]}: exit $status after $((SECONDS - start)) s"
 exit $status
