@@ -12,7 +12,7 @@ export function checkConfinement(): CheckResult {
   const root = process.getuid!() === 0;
   const limits = [
     ...(c.seccompFiltered ? ['a seccomp filter (a container engine\'s default profile refuses namespaces, mounts and sethostname without CAP_SYS_ADMIN)'] : []),
-    ...(root && !c.capSysAdmin ? ['no CAP_SYS_ADMIN'] : []),
+    ...((root && !c.capSysAdmin) || !c.capSysAdminBounding ? ['no CAP_SYS_ADMIN (nor can setuid newuidmap get it)'] : []),
     ...(c.cgroupfsReadOnly ? ['/sys/fs/cgroup read-only'] : []),
     ...(c.procMasked && (c.engine || c.seccompFiltered) ? ['parts of /proc masked'] : []),
     ...(c.appArmorProfile ? [`AppArmor profile "${c.appArmorProfile}"`] : []),
