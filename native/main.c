@@ -343,6 +343,15 @@ static void child_main(child_args *a) {
   proc_spec_load(&p, json_get(a->cfg, "process"));
   p.preserve_fd = a->preserve_fd;
   p.seccomp = a->seccomp;
+  /* The default profile allows everything the main process does between fork and exec: pid 1 installs
+   * it once, before the fork, and the main process inherits it (each install costs the kernel a
+   * conversion and a JIT compile), with pid 1's session keyring. A profile of the user's is installed
+   * in the main process as late as possible instead, as runc does, in case it refuses that setup. */
+  const char *early = json_str(json_get(a->cfg, "annotations"), "org.vitest-container.seccomp.inherit");
+  if (p.seccomp && early && !strcmp(early, "true")) {
+    seccomp_install(p.seccomp);
+    p.inherits_confinement = true;
+  }
   init_main(&p);
 }
 

@@ -50,6 +50,7 @@ typedef struct {
   int cgroup_fd;       /* a cgroup2 directory the process is born in (CLONE_INTO_CGROUP), or -1 */
   int cgroupns_fd;     /* with cgroup_fd: a pidfd whose cgroup namespace the process then enters, or -1 */
   const seccomp_program *seccomp; /* installed last, just before exec; NULL: none */
+  bool inherits_confinement;      /* forked from a pid 1 that already has the filter and a session keyring of its own */
 } proc_spec;
 
 void proc_spec_load(proc_spec *p, const jval *process);

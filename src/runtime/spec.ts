@@ -38,6 +38,7 @@ export const ANNOTATIONS = {
   compose: 'org.vitest-container.rootfs.compose',
   freshDirs: 'org.vitest-container.rootfs.fresh-dirs',
   idmapLayers: 'org.vitest-container.rootfs.idmap',
+  seccompInherit: 'org.vitest-container.seccomp.inherit',
 } as const;
 
 /** The writable layer's size cap when tmpfsSize is not given (it holds the root's writes and /tmp). */
@@ -179,6 +180,9 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
   if (image.compose) annotations[ANNOTATIONS.compose] = idmapsHostIds ? 'toplevel-readonly' : image.compose;
   if (image.hostOwned && idmapsHostIds) annotations[ANNOTATIONS.idmapLayers] = 'true';
   const seccomp = privileged ? undefined : seccompFor(options.seccomp, caps);
+  // The default profile allows all that a main process does before exec: pid 1 installs it once and the
+  // main process inherits it (native/main.c). A user's profile goes in last, in the main process.
+  if (seccomp && options.seccomp === 'default') annotations[ANNOTATIONS.seccompInherit] = 'true';
   const ports = forwardedPorts(options, image);
   if (ports.length) annotations[PORTS_ANNOTATION] = portsAnnotation(ports);
   return {
