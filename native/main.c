@@ -551,8 +551,15 @@ static int cmd_exec(pid_t pid, const char *cgroup_path, const char *seccomp_path
   /* The command enters the sandbox's cgroup namespace after its birth (see spawn_checked), and
    * only when the sandbox has one of its own: re-entering the host's would need rights it lacks. */
   bool own_cgroupns = p.cgroup_fd >= 0 && !same_ns(pid, "cgroup");
-  int pidfd = join_namespaces(pid, own_cgroupns ? ~CLONE_NEWCGROUP : ~0);
-  if (own_cgroupns) p.cgroupns_fd = pidfd;
+  if (own_cgroupns) {
+    /* Opened now, with the caller's rights: once we are in the sandbox's user namespace, a pid 1 that is
+     * not dumpable (started by root) no longer lets us reach its namespaces, by /proc or by pidfd. */
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/cgroup", pid);
+    p.cgroupns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+    if (p.cgroupns_fd < 0) die("exec", ns, errno, "opening the sandbox's cgroup namespace");
+  }
+  close(join_namespaces(pid, own_cgroupns ? ~CLONE_NEWCGROUP : ~0));
   int code = run_and_wait(&p, report_fd() >= 0, control_fd);
   report_event("exit", ",\"code\":%d", code);
   return code;

@@ -359,6 +359,29 @@ static char **split(const char *s, char sep) {
   return out;
 }
 
+/* Drops from mountinfo the lines of our own scratch tmpfs and what is mounted on it: a run root in a
+ * directory of the host tree (/tmp/vitest-container-UID, rootless) is not a host mount to show. */
+static void forget_own_mounts(char *mountinfo, const char *scratch) {
+  char own[4096];
+  ssize_t n = readlink(scratch, own, sizeof own - 1);
+  if (n <= 0) return;
+  own[n] = 0;
+  size_t len = (size_t)n;
+  char *out = mountinfo;
+  for (char *line = mountinfo; *line;) {
+    char *end = strchr(line, '\n');
+    size_t linelen = end ? (size_t)(end - line) + 1 : strlen(line);
+    char mp[4096];
+    bool ours = sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, own, len) && (mp[len] == 0 || mp[len] == '/');
+    if (!ours) {
+      memmove(out, line, linelen);
+      out += linelen;
+    }
+    line += linelen;
+  }
+  *out = 0;
+}
+
 /* Is path, or anything below it, a mount point? mountinfo is the list of mount points, read once. */
 static bool has_mounts_below(const char *mountinfo, const char *path) {
   size_t len = strlen(path);
@@ -455,6 +478,7 @@ static void compose_toplevel(const jval *cfg, const char *lower, const char *scr
   if (!d) die("rootfs", lower, errno, "listing the root directory");
   char *mountinfo = read_file("/proc/self/mountinfo", 1 << 22);
   if (!mountinfo) die("rootfs", "/proc/self/mountinfo", errno, "reading the mount table");
+  forget_own_mounts(mountinfo, scratch);
   struct dirent *e;
   char src[4200], up[4200], wk[4200], dst[4200], rel[300], link[4096];
   while ((e = readdir(d))) {

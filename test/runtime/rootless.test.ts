@@ -17,6 +17,7 @@ const ROOTLESS_LANE: Record<string, string[]> = {
   'test/runtime/limits-rootless.test.ts': [],
   'test/runtime/network.test.ts': [],
   'test/security/escapes.test.ts': [],
+  'test/runner/pool-rootless.test.ts': [],
   'test/security/bad-input.test.ts': [
     'ENOSPC while unpacking is IMAGE_CACHE_FULL naming the cache and the fix; nothing is left of the attempt',
     'images prune removes a stale half-written memo',
