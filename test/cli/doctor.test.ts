@@ -26,13 +26,23 @@ describe.runIf(isRoot)('doctor as root', () => {
     expect(r.stdout).toMatch(/can run here/);
   });
 
+  test('says which seccomp filter the sandboxes get: the default, none, or a profile (a bad one fails)', () => {
+    expect(line(cli(['doctor']).stdout, 'sandbox seccomp')).toMatch(/^✓ sandbox seccomp: the default profile: \d+ system calls allowed; keyring, io_uring/);
+    const open = cli(['doctor', '--seccomp', 'unconfined']);
+    expect(line(open.stdout, 'sandbox seccomp')).toMatch(/^! sandbox seccomp: unconfined: no filter/);
+    expect(open.status).toBe(0);
+    const bad = cli(['doctor', '--seccomp', '/nonexistent/profile.json']);
+    expect(line(bad.stdout, 'sandbox seccomp')).toMatch(/^✗ sandbox seccomp: seccomp: cannot read the profile \/nonexistent\/profile\.json/);
+    expect(bad.status).toBe(1);
+  });
+
   test('--json gives the same checks with their ids', () => {
     const r = cli(['doctor', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as { ok: boolean; rootless: boolean; checks: { id: string; status: string }[] };
     expect(report.ok).toBe(true);
     expect(report.rootless).toBe(false);
-    expect(report.checks.map((c) => c.id)).toEqual(['options', 'node', 'user-namespaces', 'overlay', 'confinement', 'cgroups', 'id-maps', 'native-helper', 'image-cache', 'sandbox']);
+    expect(report.checks.map((c) => c.id)).toEqual(['options', 'node', 'user-namespaces', 'overlay', 'confinement', 'seccomp', 'cgroups', 'id-maps', 'native-helper', 'image-cache', 'sandbox']);
   });
 
   test('impossible options fail with the runtime\'s own message, exit 1; bad flags exit 2', () => {

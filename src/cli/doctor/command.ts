@@ -18,6 +18,7 @@ import { checkImageSource } from './image-source.ts';
 import { checkNativeHelper } from './native-helper.ts';
 import { checkNodeVersion } from './node-version.ts';
 import { checkOverlay } from './overlay.ts';
+import { checkSeccomp } from './seccomp.ts';
 import { probeSandbox } from './sandbox-probe.ts';
 import { checkUserNamespaces } from './user-namespaces.ts';
 
@@ -26,7 +27,7 @@ const log = logger('cli');
 export const doctorHelp = `Usage: vitest-environment-container doctor [--json] [--image IMAGE] [sandbox options]
 
 Checks what this host supports for sandboxes and prints one line per check:
-the Node version, user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
+the Node version, user namespaces, overlayfs, the seccomp filter in force, cgroups, subordinate ids, the native helper, the
 image cache, the image's registry or daemon (reachable, credentials, the digest it points at),
 and finally a real sandbox started with the given options.
 Each problem comes with the command that fixes it.
@@ -84,6 +85,7 @@ export async function doctor(argv: string[]): Promise<number> {
   const userns = add(checkUserNamespaces(ctx));
   add(checkOverlay(ctx, userns.status === 'ok'));
   add(checkConfinement());
+  add(checkSeccomp(ctx));
   add(await checkCgroups(ctx));
   add(checkIdMaps(ctx));
   const native = add(checkNativeHelper());
