@@ -23,6 +23,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 NODE_BIN=$REPO/node_modules/node/bin # the repository's Node 24 (devDependency "node")
 TESTS=(test/runtime/limits.test.ts test/runtime/lifecycle.test.ts)
+SECURITY_TESTS=(test/security/escapes.test.ts)
 
 # ------------------------------------------------------------------ in the guest
 if [ "${1:-}" = --in-guest ]; then
@@ -81,7 +82,7 @@ if [ "${1:-}" = --in-guest ]; then
       root)
         echo "=== cgroup2-lane(root): a CI machine on cgroup v2, tests as root"
         node src/cli/main.ts doctor --memory 64m --cpus 0.5 --pids 64 || status=1
-        run_tests root vitest "${vitest_args[@]}" "${TESTS[@]}" test/runtime/cgroup-placement.test.ts || status=1
+        run_tests root vitest "${vitest_args[@]}" "${TESTS[@]}" test/runtime/cgroup-placement.test.ts "${SECURITY_TESTS[@]}" test/security/host-root.test.ts || status=1
         no_leftovers root $cg/vitest-container || status=1
         ;;
       rootless)
@@ -107,6 +108,8 @@ if [ "${1:-}" = --in-guest ]; then
         as_user node src/cli/main.ts doctor --memory 64m --cpus 0.5 --pids 64 || status=1
         # Limits, and the lifecycle tests that involve cgroups (the rest run the same code as the root lane's)
         run_tests rootless as_user node_modules/.bin/vitest "${vitest_args[@]}" -t 'limits|start/stop cycles|SIGKILL of the owning process' "${TESTS[@]}" || status=1
+        # The escapes a default sandbox refuses, on cgroup v2 and as a user too.
+        run_tests rootless as_user node_modules/.bin/vitest "${vitest_args[@]}" "${SECURITY_TESTS[@]}" || status=1
         no_leftovers rootless "$manager/vitest-container" || status=1
         kill $manager_pid
         ;;
