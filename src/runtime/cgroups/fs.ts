@@ -31,6 +31,15 @@ export function write(file: string, value: string | number): void {
   writeFileSync(file, String(value));
 }
 
+/** A limit written into a new sandbox cgroup; an error says which file the kernel refused (see sandbox.ts). */
+export function writeLimit(file: string, value: string | number): void {
+  try {
+    writeFileSync(file, String(value));
+  } catch (err) {
+    throw Object.assign(err as Error, { limitFile: file });
+  }
+}
+
 export function killPids(procsFile: string): void {
   for (const line of (readOptional(procsFile) ?? '').split('\n')) {
     const pid = Number(line);

@@ -25,6 +25,13 @@ export function createSandboxCgroup(driver: CgroupDriver | null, parent: string,
     return driver.create(parent, name, limits);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
+    // The kernel refusing a value it was given: EINVAL and the like, or for cpuset CPUs outside the
+    // parent's, "permission denied" (v1) — not a delegation problem, the cgroup was just made.
+    const limitFile = (err as { limitFile?: string }).limitFile;
+    if (limitFile && (['EINVAL', 'EBUSY', 'ERANGE'].includes(code) || (DENIED.has(code) && /\/cpuset\.(cpus|mems)$/.test(limitFile)))) {
+      throw new HostCapabilityError('CGROUP_LIMIT_REJECTED', `the kernel rejected a limit: ${limitFile} (${code})`,
+        { fix: 'ask for a value this host has: cpuset within the CPUs this process may use (see `nproc` and the parent cgroup\'s cpuset.cpus), cpus at most that many, memory at least 6 MiB', cause: err });
+    }
     if (!limited && (CGROUP_REFUSALS.has(code) || DENIED.has(code))) return undefined;
     if (CGROUP_REFUSALS.has(code)) throw err as ContainerError;
     if (DENIED.has(code)) throw cannotCreate(driver, parent === DEFAULT_CGROUP_PARENT ? driver.defaultParent() : parent, code, err);

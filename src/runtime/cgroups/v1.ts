@@ -2,7 +2,7 @@
 // directory of the same name in each one it needs.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeEmptyParents, removeDirSync, write } from './fs.ts';
+import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeEmptyParents, removeDirSync, write, writeLimit } from './fs.ts';
 import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
 export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset'] as const;
@@ -52,23 +52,25 @@ export class CgroupV1Driver implements CgroupDriver {
     const created: string[] = [];
     try {
       // A sandbox not pinned to CPUs needs no cpuset cgroup (it inherits the parent's): one hierarchy less to make and remove.
+      // Every level made here is removed again if the kernel then rejects a limit (the parent's, too:
+      // a creation that fails leaves no cgroup behind; one another sandbox uses stays, rmdir refuses).
       for (const c of V1_CONTROLLERS.filter((c) => c !== 'cpuset' || limits.cpuset !== undefined)) {
-        this.ensure(c, parent);
+        created.push(...this.ensure(c, parent));
         created.push(...this.ensure(c, path));
       }
       const dir = (c: Controller) => join(this.roots[c], path);
       if (limits.memoryBytes !== undefined) {
-        write(join(dir('memory'), 'memory.limit_in_bytes'), limits.memoryBytes);
+        writeLimit(join(dir('memory'), 'memory.limit_in_bytes'), limits.memoryBytes);
         // No swap: memory+swap gets the same limit (when the kernel accounts swap at all).
         const memsw = join(dir('memory'), 'memory.memsw.limit_in_bytes');
-        if (existsSync(memsw)) write(memsw, limits.memoryBytes);
+        if (existsSync(memsw)) writeLimit(memsw, limits.memoryBytes);
       }
       if (limits.cpus !== undefined) {
-        write(join(dir('cpu'), 'cpu.cfs_period_us'), 100_000);
-        write(join(dir('cpu'), 'cpu.cfs_quota_us'), Math.round(limits.cpus * 100_000));
+        writeLimit(join(dir('cpu'), 'cpu.cfs_period_us'), 100_000);
+        writeLimit(join(dir('cpu'), 'cpu.cfs_quota_us'), Math.round(limits.cpus * 100_000));
       }
-      if (limits.cpuset !== undefined) write(join(dir('cpuset'), 'cpuset.cpus'), limits.cpuset);
-      if (limits.pidsMax !== undefined) write(join(dir('pids'), 'pids.max'), limits.pidsMax);
+      if (limits.cpuset !== undefined) writeLimit(join(dir('cpuset'), 'cpuset.cpus'), limits.cpuset);
+      if (limits.pidsMax !== undefined) writeLimit(join(dir('pids'), 'pids.max'), limits.pidsMax);
     } catch (err) {
       for (const d of created.reverse()) {
         try {

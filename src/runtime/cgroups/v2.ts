@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs
 import { dirname, join } from 'node:path';
 import { getXattr, setXattr, withFileLock } from '../../image/syscalls.ts';
 import { controllersMissing } from './diagnosis.ts';
-import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeEmptyParents, removeDirSync, write } from './fs.ts';
+import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeEmptyParents, removeDirSync, write, writeLimit } from './fs.ts';
 import { defaultParentV2, isRootCgroup, managedSubtree, type UnifiedMount } from './placement.ts';
 import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
@@ -167,12 +167,12 @@ export class CgroupV2Driver implements CgroupDriver {
         throw Object.assign(new Error(`cgroup ${parent} was made again while ${name} was created in it`), { code: 'ENOENT' });
       }
       if (limits.memoryBytes !== undefined) {
-        write(join(dir, 'memory.max'), limits.memoryBytes);
-        if (existsSync(join(dir, 'memory.swap.max'))) write(join(dir, 'memory.swap.max'), 0);
+        writeLimit(join(dir, 'memory.max'), limits.memoryBytes);
+        if (existsSync(join(dir, 'memory.swap.max'))) writeLimit(join(dir, 'memory.swap.max'), 0);
       }
-      if (limits.cpus !== undefined) write(join(dir, 'cpu.max'), `${Math.round(limits.cpus * 100_000)} 100000`);
-      if (limits.cpuset !== undefined) write(join(dir, 'cpuset.cpus'), limits.cpuset);
-      if (limits.pidsMax !== undefined) write(join(dir, 'pids.max'), limits.pidsMax);
+      if (limits.cpus !== undefined) writeLimit(join(dir, 'cpu.max'), `${Math.round(limits.cpus * 100_000)} 100000`);
+      if (limits.cpuset !== undefined) writeLimit(join(dir, 'cpuset.cpus'), limits.cpuset);
+      if (limits.pidsMax !== undefined) writeLimit(join(dir, 'pids.max'), limits.pidsMax);
     } catch (err) {
       rmdirSync(dir);
       throw err;
