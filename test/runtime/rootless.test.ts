@@ -21,6 +21,7 @@ const ROOTLESS_LANE: Record<string, string[]> = {
   'test/security/bad-input.test.ts': [
     'ENOSPC while unpacking is IMAGE_CACHE_FULL naming the cache and the fix; nothing is left of the attempt',
     'images prune removes a stale half-written memo',
+    'CGROUP_LIMIT_REJECTED, and every cgroup level made for it is gone again',
   ],
   // every test here is about sandboxes started as root
   'test/security/host-root.test.ts': [
