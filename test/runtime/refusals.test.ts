@@ -77,6 +77,8 @@ describe.runIf(isRoot)('root with a read-only cgroupfs (a container\'s default)'
     const stats = await c.stats().then(() => 'stats', (e) => e.code);
     const ns = readlinkSync('/proc/' + c.pid + '/ns/pid');
     const inNs = () => readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).filter((p) => { try { return readlinkSync('/proc/' + p + '/ns/pid') === ns; } catch { return false; } }).length;
+    // The shell forks its first sleeper after it started: give it a moment (up to 5 s) to be there.
+    for (let i = 0; i < 250 && inNs() < 3; i++) await new Promise((r) => setTimeout(r, 20));
     const before = inNs();
     await c.stop({ timeout: 0 });
     const limited = await startContainer({ memory: '64m' }).then(() => ({ ok: true }), (e) => ({ code: e.code, name: e.name, message: e.message, fix: e.fix }));
