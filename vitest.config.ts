@@ -9,6 +9,8 @@ export default defineConfig({
   ...(rootless ? { cacheDir: join(tmpdir(), `vitest-cache-${process.getuid?.()}`) } : {}),
   test: {
     include: ['test/**/*.test.ts'],
+    // a private TMPDIR for the run, sbin on PATH, and (as root) the rootless tests' user
+    globalSetup: ['test/setup/global.ts'],
     // fixtures are whole projects that the runner tests start on their own
     exclude: ['test/fixtures/**', '**/node_modules/**'],
     testTimeout: 60_000,

@@ -364,6 +364,15 @@ static void child_main(child_args *a) {
   proc_spec_load(&p, json_get(a->cfg, "process"));
   p.preserve_fd = a->preserve_fd;
   p.seccomp = a->seccomp;
+  /* The default profile allows everything the main process does between fork and exec: pid 1 installs
+   * it once, before the fork, and the main process inherits it (each install costs the kernel a
+   * conversion and a JIT compile), with pid 1's session keyring. A profile of the user's is installed
+   * in the main process as late as possible instead, as runc does, in case it refuses that setup. */
+  const char *early = json_str(json_get(a->cfg, "annotations"), "org.vitest-container.seccomp.inherit");
+  if (p.seccomp && early && !strcmp(early, "true")) {
+    seccomp_install(p.seccomp);
+    p.inherits_confinement = true;
+  }
   init_main(&p);
 }
 
@@ -653,8 +662,15 @@ static int cmd_exec(pid_t pid, const char *cgroup_path, const char *seccomp_path
   /* The command enters the sandbox's cgroup namespace after its birth (see spawn_checked), and
    * only when the sandbox has one of its own: re-entering the host's would need rights it lacks. */
   bool own_cgroupns = p.cgroup_fd >= 0 && !same_ns(pid, "cgroup");
-  int pidfd = join_namespaces(pid, own_cgroupns ? ~CLONE_NEWCGROUP : ~0);
-  if (own_cgroupns) p.cgroupns_fd = pidfd;
+  if (own_cgroupns) {
+    /* Opened now, with the caller's rights: once we are in the sandbox's user namespace, a pid 1 that is
+     * not dumpable (started by root) no longer lets us reach its namespaces, by /proc or by pidfd. */
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/cgroup", pid);
+    p.cgroupns_fd = open(ns, O_RDONLY | O_CLOEXEC);
+    if (p.cgroupns_fd < 0) die("exec", ns, errno, "opening the sandbox's cgroup namespace");
+  }
+  close(join_namespaces(pid, own_cgroupns ? ~CLONE_NEWCGROUP : ~0));
   int code = run_and_wait(&p, report_fd() >= 0, control_fd);
   report_event("exit", ",\"code\":%d", code);
   return code;

@@ -160,7 +160,7 @@ static void limit_init_privileges(const proc_spec *p) {
   struct __user_cap_data_struct data[2] = { { (unsigned)keep, (unsigned)keep, 0 }, { (unsigned)(keep >> 32), (unsigned)(keep >> 32), 0 } };
   if (syscall(SYS_capset, &hdr, data) < 0) die("capabilities", NULL, errno, "pid 1's capset");
   if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("process", NULL, errno, "pid 1's no_new_privs");
-  if (p->seccomp) seccomp_install(p->seccomp);
+  if (p->seccomp && !p->inherits_confinement) seccomp_install(p->seccomp);
 }
 
 static const char *env_path(char **env) {
@@ -200,9 +200,11 @@ void proc_exec(const proc_spec *p, int errfd) {
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     for (int fd = 3; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
   if (p->preserve_fd >= 0) fcntl(p->preserve_fd, F_SETFD, 0);
-  join_new_session_keyring();
-  /* Last: from here on only the syscalls the profile allows (execve among them). */
-  if (p->seccomp) seccomp_install(p->seccomp);
+  if (!p->inherits_confinement) {
+    join_new_session_keyring();
+    /* Last: from here on only the syscalls the profile allows (execve among them). */
+    if (p->seccomp) seccomp_install(p->seccomp);
+  }
   int err = exec_in_path(p->args, p->env);
   /* Like a shell: 127 when not found, 126 when found but not executable. */
   int code = err == ENOENT || err == ENOTDIR ? 127 : 126;

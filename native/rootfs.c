@@ -359,6 +359,29 @@ static char **split(const char *s, char sep) {
   return out;
 }
 
+/* Drops from mountinfo the lines of our own scratch tmpfs and what is mounted on it: a run root in a
+ * directory of the host tree (/tmp/vitest-container-UID, rootless) is not a host mount to show. */
+static void forget_own_mounts(char *mountinfo, const char *scratch) {
+  char own[4096];
+  ssize_t n = readlink(scratch, own, sizeof own - 1);
+  if (n <= 0) return;
+  own[n] = 0;
+  size_t len = (size_t)n;
+  char *out = mountinfo;
+  for (char *line = mountinfo; *line;) {
+    char *end = strchr(line, '\n');
+    size_t linelen = end ? (size_t)(end - line) + 1 : strlen(line);
+    char mp[4096];
+    bool ours = sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strncmp(mp, own, len) && (mp[len] == 0 || mp[len] == '/');
+    if (!ours) {
+      memmove(out, line, linelen);
+      out += linelen;
+    }
+    line += linelen;
+  }
+  *out = 0;
+}
+
 /* Is path, or anything below it, a mount point? mountinfo is the list of mount points, read once. */
 static bool has_mounts_below(const char *mountinfo, const char *path) {
   size_t len = strlen(path);
@@ -450,18 +473,29 @@ static void overlay_leaf_mounts(const char *mountinfo, const char *dir, const ch
 /* readonly: the sandbox could write none of the host's files anyway (its ids do not map the host's owners:
  * a root-started sandbox's range), so each top-level directory is bound read-only instead of overlaid,
  * which costs a fraction of an overlay mount. */
-static void compose_toplevel(const jval *cfg, const char *lower, const char *scratch, const char *merged, char **opts, bool readonly) {
-  DIR *d = opendir(lower);
-  if (!d) die("rootfs", lower, errno, "listing the root directory");
-  char *mountinfo = read_file("/proc/self/mountinfo", 1 << 22);
-  if (!mountinfo) die("rootfs", "/proc/self/mountinfo", errno, "reading the mount table");
+/* How deep compose_dir goes into a directory holding mounts before it binds the rest read-only. */
+#define COMPOSE_DEPTH 3
+
+typedef struct { const jval *cfg; const char *scratch, *merged; char **opts; bool readonly; const char *mountinfo; int layers; } compose_ctx;
+
+/* One directory of the host's tree into the composed root: each subdirectory with nothing mounted below
+ * it gets an overlay (a throwaway layer); one that holds mounts is composed the same way one level down
+ * (overlay cannot take it whole in a user namespace: that would reveal what its mounts cover), and at the
+ * last level bound read-only, with an overlay on each writable leaf mount. Below the top, files are bound
+ * read-only into the (writable) composed directory. readonly: every directory bound read-only instead. */
+static void compose_dir(compose_ctx *c, const char *srcdir, const char *dstdir, const char *reldir, int depth) {
+  DIR *d = opendir(srcdir);
+  if (!d) {
+    if (depth == 0) die("rootfs", srcdir, errno, "listing the root directory");
+    return; /* a directory we may not read stays empty, as it would read */
+  }
   struct dirent *e;
-  char src[4200], up[4200], wk[4200], dst[4200], rel[300], link[4096];
+  char src[4200], dst[4200], rel[4200], up[128], wk[128], link[4096];
   while ((e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(src, sizeof src, "%s/%s", strcmp(lower, "/") ? lower : "", e->d_name);
-    snprintf(dst, sizeof dst, "%s/%s", merged, e->d_name);
-    snprintf(rel, sizeof rel, "/%s", e->d_name);
+    snprintf(src, sizeof src, "%s/%s", strcmp(srcdir, "/") ? srcdir : "", e->d_name);
+    snprintf(dst, sizeof dst, "%s/%s", dstdir, e->d_name);
+    snprintf(rel, sizeof rel, "%s/%s", reldir, e->d_name);
     struct stat st;
     if (lstat(src, &st) < 0) continue;
     if (S_ISLNK(st.st_mode)) {
@@ -471,24 +505,48 @@ static void compose_toplevel(const jval *cfg, const char *lower, const char *scr
       if (symlink(link, dst) < 0) die("rootfs", dst, errno, "symlink");
       continue;
     }
+    if (S_ISREG(st.st_mode) && depth > 0) {
+      int f = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, st.st_mode & 07777);
+      if (f < 0) die("rootfs", dst, errno, "creating a mount point for a host file");
+      close(f);
+      if (mount(src, dst, NULL, MS_BIND, NULL) < 0) die("rootfs", src, errno, "binding a host file");
+      make_readonly_recursive(dst, src);
+      continue;
+    }
     if (!S_ISDIR(st.st_mode)) continue;
     if (mkdir(dst, st.st_mode & 07777) < 0) die("rootfs", dst, errno, "mkdir");
-    if (spec_mounts_over(cfg, rel)) continue; /* /proc, /dev, /sys, /tmp: the spec gives fresh ones */
-    if (readonly || has_mounts_below(mountinfo, src)) {
+    if (depth == 0 && spec_mounts_over(c->cfg, rel)) continue; /* /proc, /dev, /sys, /tmp: the spec gives fresh ones */
+    bool mounts_below = has_mounts_below(c->mountinfo, src);
+    if (!c->readonly && mounts_below && depth + 1 < COMPOSE_DEPTH) {
+      chmod(dst, st.st_mode & 07777); /* mkdir's umask took write bits of a 1777 /tmp */
+      compose_dir(c, src, dst, rel, depth + 1);
+      continue;
+    }
+    if (c->readonly || mounts_below) {
       /* The host's mounts show, read-only all the way down (a checkout on its own mount, /home, ...);
        * those with nothing mounted below them then get a throwaway layer of their own. */
       if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("rootfs", src, errno, "binding a host directory");
       make_readonly_recursive(dst, src);
-      if (!readonly) overlay_leaf_mounts(mountinfo, src, scratch, merged, opts);
+      if (!c->readonly) overlay_leaf_mounts(c->mountinfo, src, c->scratch, c->merged, c->opts);
       continue;
     }
-    snprintf(up, sizeof up, "%s/upper%s", scratch, rel);
-    snprintf(wk, sizeof wk, "%s/work%s", scratch, rel);
+    snprintf(up, sizeof up, "%s/upper-c%d", c->scratch, c->layers);
+    snprintf(wk, sizeof wk, "%s/work-c%d", c->scratch, c->layers++);
     if (mkdir(up, 0755) < 0 || mkdir(wk, 0700) < 0) die("rootfs", up, errno, "mkdir");
+    /* The overlay's root takes the upper's owner and mode: give it the host directory's mode. */
+    chmod(up, st.st_mode & 07777);
     char *lowers[2] = { src, NULL };
-    if (!mount_overlay_fsconfig(lowers, up, wk, opts, dst)) mount_overlay_classic(lowers, up, wk, opts, dst);
+    if (!mount_overlay_fsconfig(lowers, up, wk, c->opts, dst)) mount_overlay_classic(lowers, up, wk, c->opts, dst);
   }
   closedir(d);
+}
+
+static void compose_toplevel(const jval *cfg, const char *lower, const char *scratch, const char *merged, char **opts, bool readonly) {
+  char *mountinfo = read_file("/proc/self/mountinfo", 1 << 22);
+  if (!mountinfo) die("rootfs", "/proc/self/mountinfo", errno, "reading the mount table");
+  forget_own_mounts(mountinfo, scratch);
+  compose_ctx c = { cfg, scratch, merged, opts, readonly, mountinfo, 0 };
+  compose_dir(&c, lower, merged, "", 0);
   free(mountinfo);
 }
 

@@ -48,8 +48,9 @@ typedef struct {
   const jval *rlimits; /* process.rlimits, may be NULL */
   int preserve_fd;     /* an extra fd the process keeps (e.g. Node's IPC channel), or -1 */
   int cgroup_fd;       /* a cgroup2 directory the process is born in (CLONE_INTO_CGROUP), or -1 */
-  int cgroupns_fd;     /* with cgroup_fd: a pidfd whose cgroup namespace the process then enters, or -1 */
+  int cgroupns_fd;     /* with cgroup_fd: the cgroup namespace (an ns fd) the process then enters, or -1 */
   const seccomp_program *seccomp; /* installed last, just before exec; NULL: none */
+  bool inherits_confinement;      /* forked from a pid 1 that already has the filter and a session keyring of its own */
 } proc_spec;
 
 void proc_spec_load(proc_spec *p, const jval *process);

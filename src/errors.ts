@@ -21,8 +21,17 @@ export class ContainerError extends Error {
 /** Options that are unknown, mistyped or impossible (memory too small, cpus <= 0, ...). */
 export class InvalidOptionsError extends ContainerError {}
 
-/** The host lacks a kernel feature or permission the sandbox needs. */
-export class HostCapabilityError extends ContainerError {}
+/**
+ * The host lacks a kernel feature or permission the sandbox needs. There is always something the
+ * user can do about it (a sysctl, a package, a flag of the container the tests run in): `fix`
+ * is required.
+ */
+export class HostCapabilityError extends ContainerError {
+  declare readonly fix: string;
+  constructor(code: string, message: string, details: ErrorDetails & { fix: string }) {
+    super(code, message, details);
+  }
+}
 
 /** The runtime failed while creating or running a sandbox. */
 export class SandboxError extends ContainerError {}

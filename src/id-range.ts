@@ -20,7 +20,8 @@ export const ID_RANGE_OWNER = 'vitest-container';
 
 export interface IdRange { start: number; count: number }
 
-function fromFile(file: string): IdRange | undefined {
+/** The first range /etc/subuid (or /etc/subgid) grants one of owners (a name or a numeric id). */
+export function subordinateRange(file: string, owners: string[]): IdRange | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -28,10 +29,15 @@ function fromFile(file: string): IdRange | undefined {
     return undefined;
   }
   for (const line of text.split('\n')) {
-    const [owner, start, count] = line.trim().split(':');
-    if (owner === ID_RANGE_OWNER && Number(count) >= SANDBOX_ID_COUNT && Number(start) > 0) return { start: Number(start), count: SANDBOX_ID_COUNT };
+    const [owner = '', start, count] = line.trim().split(':');
+    if (owners.includes(owner) && Number(count) > 0 && Number(start) > 0) return { start: Number(start), count: Number(count) };
   }
   return undefined;
+}
+
+function configured(file: string): IdRange | undefined {
+  const range = subordinateRange(file, [ID_RANGE_OWNER]);
+  return range && range.count >= SANDBOX_ID_COUNT ? { start: range.start, count: SANDBOX_ID_COUNT } : undefined;
 }
 
 let cached: { uids: IdRange; gids: IdRange } | undefined;
@@ -39,8 +45,34 @@ let cached: { uids: IdRange; gids: IdRange } | undefined;
 /** The host uid and gid ranges a root-started sandbox's ids 0-65535 map to. */
 export function rootSandboxIdRanges(): { uids: IdRange; gids: IdRange } {
   cached ??= {
-    uids: fromFile('/etc/subuid') ?? { start: DEFAULT_ID_RANGE_START, count: SANDBOX_ID_COUNT },
-    gids: fromFile('/etc/subgid') ?? { start: DEFAULT_ID_RANGE_START, count: SANDBOX_ID_COUNT },
+    uids: configured('/etc/subuid') ?? { start: DEFAULT_ID_RANGE_START, count: SANDBOX_ID_COUNT },
+    gids: configured('/etc/subgid') ?? { start: DEFAULT_ID_RANGE_START, count: SANDBOX_ID_COUNT },
   };
   return cached;
+}
+
+/**
+ * The ids 0.. this process's own user namespace maps, as its extents (each a run of ids the kernel maps
+ * as one), when it is not the host's: inside a rootless pool worker, uid 0 there is the caller.
+ * undefined in the initial user namespace. A nested map must keep to these extents: the kernel
+ * refuses a range that spans two of its parent's.
+ */
+export function ownNamespaceIds(kind: 'uid' | 'gid'): IdRange[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/self/${kind}_map`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+  if (lines.length === 1 && lines[0]![0] === 0 && lines[0]![1] === 0 && lines[0]![2] === 4294967295) return undefined;
+  // Extents from 0 as far as they run on without a gap.
+  const extents: IdRange[] = [];
+  let next = 0;
+  for (const [inside, , size] of lines.sort((a, b) => a[0]! - b[0]!)) {
+    if (inside !== next) break;
+    extents.push({ start: inside, count: size! });
+    next += size!;
+  }
+  return extents;
 }

@@ -4,13 +4,13 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isRoot } from './helpers/host.ts';
 import { runJest, runVitest, type RunResult } from './helpers/run-fixture.ts';
 
 const examples = resolve(import.meta.dirname, '..', 'examples');
-const out = mkdtempSync(join(tmpdir(), 'vtc-examples-'));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+/** The runs' reports: made only when the examples run (a skipped file leaves nothing). */
+let out = '';
 
 interface FileResult { file: string; status: string; tests: Record<string, string> }
 
@@ -51,6 +51,11 @@ function allPassed({ r, files }: { r: RunResult; files: FileResult[] }, expected
 }
 
 describe.runIf(isRoot)('examples/', { timeout: 600_000 }, () => {
+  beforeAll(() => {
+    out = mkdtempSync(join(tmpdir(), 'vtc-examples-'));
+  });
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
   test('redis: a real client, an empty database in every file; the resource reporter reads each file\'s sandbox', async () => {
     const json = join(out, 'redis-resources.json');
     const run = await vitest('redis', ['--reporter=vitest-environment-container/reporter'], { VITEST_CONTAINER_REPORT_JSON: json });

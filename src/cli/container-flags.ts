@@ -18,6 +18,7 @@ export const containerFlags = {
   workdir: { type: 'string', short: 'w' },
   user: { type: 'string', short: 'u' },
   hostname: { type: 'string' },
+  seccomp: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const containerFlagsHelp = `Sandbox options (the same as in environmentOptions.container):
@@ -30,7 +31,8 @@ export const containerFlagsHelp = `Sandbox options (the same as in environmentOp
   -v, --mount SRC:DST[:ro]  bind-mount a host path (repeatable)
   -w, --workdir DIR    working directory inside the sandbox
   -u, --user USER      user inside the sandbox: name, uid, name:group or uid:gid
-  --hostname NAME      host name inside the sandbox`;
+  --hostname NAME      host name inside the sandbox
+  --seccomp PROFILE    default, unconfined, or the path of an OCI seccomp JSON profile`;
 
 /** How `run` waits for the sandbox to be ready before it runs the command, as the environment's waitFor and timeout. */
 export const waitFlags = {
@@ -117,6 +119,7 @@ export function containerOptions(values: FlagValues, image: string | undefined):
   if (values.workdir !== undefined) o.workdir = values.workdir;
   if (values.user !== undefined) o.user = values.user;
   if (values.hostname !== undefined) o.hostname = values.hostname;
+  if (values.seccomp !== undefined) o.seccomp = values.seccomp;
   return o;
 }
 

@@ -17,7 +17,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from './digest.ts';
-import { rootSandboxIdRanges } from '../id-range.ts';
+import { ownNamespaceIds, rootSandboxIdRanges } from '../id-range.ts';
 
 /** Image uid u is stored as host uid `uid + u` (gid likewise), for u below count. */
 export interface OwnerShift { uid: number; gid: number; count: number }
@@ -71,7 +71,8 @@ export function layerKey(d: Digest): string {
 
 /** How this process unpacks owners: shifted into the sandbox id range as root, the caller's own otherwise. */
 export function ownerShift(): OwnerShift | undefined {
-  if (process.geteuid?.() !== 0) return undefined;
+  // Root of the host only: uid 0 in a rootless pool worker is the caller, and shares the caller's cache.
+  if (process.geteuid?.() !== 0 || ownNamespaceIds('uid')) return undefined;
   const { uids, gids } = rootSandboxIdRanges();
   return { uid: uids.start, gid: gids.start, count: Math.min(uids.count, gids.count) };
 }

@@ -4,7 +4,7 @@
 // the cache first.
 import { existsSync, mkdirSync, readFileSync, utimesSync } from 'node:fs';
 import { ImageError } from '../errors.ts';
-import { imageMemoPath, imagesDir, layerKey, lowerDir } from './cache-layout.ts';
+import { imageMemoPath, imagesDir, layerKey, lowerDir, ownerShift } from './cache-layout.ts';
 import type { ImageMemo } from './cache-layout.ts';
 import { parseDigest } from './digest.ts';
 import { cacheFault, writeFileAtomic } from './fs-util.ts';
@@ -37,7 +37,8 @@ export function readImageMemo(cache: string, manifestDigest: string): ImageMemo 
 
 /** Unpacks what is missing of the plan's layers, then records the image. */
 export async function storeImage(plan: ImagePlan, content: ContentSource, reference: string, cache: string, options: ResolveOptions, activity?: string): Promise<ImageMemo> {
-  const privileged = process.geteuid?.() === 0;
+  // Host root: chown, setuid bits and trusted.* xattrs (not uid 0 of a rootless pool worker: see ownerShift).
+  const privileged = ownerShift() !== undefined;
   const infos = await ensureLayers(plan, {
     cache, reference, source: content, privileged, progress: options.progress ?? true, onProgress: options.onProgress,
     limits: { ...DEFAULT_LIMITS, ...options.limits }, parallel: options.parallel, activity,

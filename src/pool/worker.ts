@@ -17,6 +17,7 @@ import type { ContainerOptions, MountOption } from '../runtime/options.ts';
 import { normalizeOptions } from '../runtime/options.ts';
 import { pidNamespaceOf, reapNamespace } from '../runtime/reaper.ts';
 import { POOL_WORKER_ENV, startSandbox } from '../runtime/start.ts';
+import { hostInfo, RUN_ROOT_ENV } from '../runtime/host.ts';
 import { packageRoot } from '../path.ts';
 import { VITEST_DIST_ENV } from '../vitest/version.ts';
 import { isHostWriteRequest, performHostWrite } from './host-writes.ts';
@@ -87,6 +88,8 @@ export class ContainerPoolWorker implements PoolWorker {
       // (isolate: false): it runs file after file, and a finished file's sandbox may still be
       // running (see session/release.ts), so each gets a network of its own.
       [POOL_WORKER_ENV]: this.#options.project.config.isolate === false ? 'shared' : '1',
+      // The worker's sandbox has a tmpfs of its own at this path for the sandboxes it starts.
+      [RUN_ROOT_ENV]: hostInfo().runRoot,
       [VITEST_DIST_ENV]: this.#options.distPath,
       HOME: env.HOME ?? homedir(),
     });

@@ -40,6 +40,7 @@ export const ANNOTATIONS = {
   idmapLayers: 'org.vitest-container.rootfs.idmap',
   /** "true": pid 1 waits for SIGCONT before it starts the main process (files are copied in meanwhile) */
   hold: 'org.vitest-container.hold',
+  seccompInherit: 'org.vitest-container.seccomp.inherit',
 } as const;
 
 /** The writable layer's size cap when tmpfsSize is not given (it holds the root's writes and /tmp). */
@@ -182,6 +183,9 @@ export function buildSpec({ options, image, host, hostname, identity, home, cgro
   if (image.hostOwned && idmapsHostIds) annotations[ANNOTATIONS.idmapLayers] = 'true';
   if (options.files.length || options.directories.length) annotations[ANNOTATIONS.hold] = 'true';
   const seccomp = privileged ? undefined : seccompFor(options.seccomp, caps);
+  // The default profile allows all that a main process does before exec: pid 1 installs it once and the
+  // main process inherits it (native/main.c). A user's profile goes in last, in the main process.
+  if (seccomp && options.seccomp === 'default') annotations[ANNOTATIONS.seccompInherit] = 'true';
   const ports = forwardedPorts(options, image);
   if (ports.length) annotations[PORTS_ANNOTATION] = portsAnnotation(ports);
   return {

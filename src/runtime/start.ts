@@ -1,7 +1,7 @@
 // startContainer / withContainer: options → image → cgroup → bundle → sandbox.
 import { statSync } from 'node:fs';
-import { CopyError, HostCapabilityError, InvalidOptionsError, type ContainerError } from '../errors.ts';
-import { cgroupDriver, type SandboxCgroup } from './cgroups/index.ts';
+import { CopyError, HostCapabilityError, InvalidOptionsError } from '../errors.ts';
+import { cgroupDriver, createSandboxCgroup, type SandboxCgroup } from './cgroups/index.ts';
 import { Container } from './container.ts';
 import { hostInfo } from './host.ts';
 import { loadImage } from './image.ts';
@@ -12,44 +12,6 @@ import { makeBundle, removeBundle, writeSpec } from './bundle.ts';
 import { launchRuntime } from './launch.ts';
 import { waitUntilReady } from './wait.ts';
 import { Network, networkNamed } from '../net/network.ts';
-
-function needsLimits(o: ReturnType<typeof normalizeOptions>): boolean {
-  return o.memoryBytes !== undefined || o.cpus !== undefined || o.cpuset !== undefined || o.pids !== undefined;
-}
-
-function createCgroup(options: ReturnType<typeof normalizeOptions>, id: string, rootless: boolean): SandboxCgroup | undefined {
-  const driver = cgroupDriver();
-  const limits = needsLimits(options);
-  if (!driver) {
-    if (!limits) return undefined;
-    throw new HostCapabilityError('CGROUPS_UNAVAILABLE', 'no usable cgroup hierarchy with the memory, cpu and pids controllers was found, so limits cannot be enforced',
-      { fix: 'mount cgroup2 at /sys/fs/cgroup (or the v1 memory, cpu, cpuacct, pids and cpuset hierarchies)' });
-  }
-  try {
-    return driver.create(options.cgroupParent, id, {
-      memoryBytes: options.memoryBytes,
-      cpus: options.cpus,
-      cpuset: options.cpuset,
-      // +1: the sandbox's own pid 1 counts against the limit too.
-      pidsMax: options.pids === undefined ? undefined : options.pids + 1,
-    });
-  } catch (err) {
-    if ((err as ContainerError).code === 'CGROUP_CONTROLLERS_MISSING' && !limits) return undefined;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-      // Without limits a rootless sandbox simply has no cgroup; with limits that would be a silent downgrade.
-      if (rootless && !limits) return undefined;
-      throw new HostCapabilityError('CGROUP_DELEGATION_MISSING',
-        `cannot create a cgroup under ${options.cgroupParent} (${code}), so the requested limits cannot be enforced`,
-        { fix: rootless ? 'run as root, or give this user a delegated cgroup (cgroup v2: systemd-run --user --scope -p Delegate=yes <test command>) and set cgroupParent to it'
-          : `check that ${options.cgroupParent} is writable`, cause: err });
-    }
-    if (code === 'EINVAL' || code === 'EBUSY') {
-      throw new HostCapabilityError('CGROUP_LIMIT_REJECTED', `the kernel rejected a limit (${(err as Error).message})`, { cause: err });
-    }
-    throw err;
-  }
-}
 
 /** Starts a sandbox. Resolves once its main process is running; dispose it with `await using` or stop(). */
 export function startContainer(options: ContainerOptions = {}): Promise<Container> {
@@ -94,7 +56,13 @@ export async function startSandbox(options: ContainerOptions, internal: Internal
   const runDir = makeBundle(host.runRoot, id);
   let cgroup: SandboxCgroup | undefined;
   try {
-    cgroup = createCgroup(normalized, id, host.rootless);
+    cgroup = createSandboxCgroup(cgroupDriver(), normalized.cgroupParent, id, {
+      memoryBytes: normalized.memoryBytes,
+      cpus: normalized.cpus,
+      cpuset: normalized.cpuset,
+      // +1: the sandbox's own pid 1 counts against the limit too.
+      pidsMax: normalized.pids === undefined ? undefined : normalized.pids + 1,
+    });
     const shared = network && { ...network.namespaces(), hostsFile: network.hostsFile };
     const spec = buildSpec({ options: normalized, image, host, hostname, identity, home: identity.uid === 0 ? '/root' : '/', cgroupPath: cgroup?.path, join: shared,
       inheritNetwork: !network && !internal.ownNetwork && process.env[POOL_WORKER_ENV] === '1', privileged: internal.privileged });

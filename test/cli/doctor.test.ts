@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, test } from 'vitest';
 import { isRoot } from '../helpers/host.ts';
-import { asUser, cli, cliAsUser, leftoversOf, unprivilegedUser, withUserNamespacesDisabled } from './helpers.ts';
+import { asUser, cli, cliAsUser, leftoversOf, rootlessUserReady, unprivilegedUser, withUserNamespacesDisabled } from './helpers.ts';
 
 /** The report line of one check: "✓ title: summary" (and its fix line, if any). */
 function line(stdout: string, title: string): string {
@@ -18,12 +18,22 @@ describe.runIf(isRoot)('doctor as root', () => {
   test('every check passes and the sandbox probe really runs, exit 0', () => {
     const r = cli(['doctor', '--memory', '64m']);
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    for (const title of ['user namespaces', 'overlayfs', 'cgroups', 'native helper', 'image cache', 'sandbox']) {
+    for (const title of ['user namespaces', 'overlayfs', 'confinement', 'cgroups', 'native helper', 'image cache', 'sandbox']) {
       expect(line(r.stdout, title)).toMatch(/^✓ /);
     }
-    expect(line(r.stdout, 'cgroups')).toMatch(/cgroup v[12].*limits can be enforced/);
+    expect(line(r.stdout, 'cgroups')).toMatch(/cgroup v[12].*sandboxes get a cgroup under \/.*vitest-container with the limits asked for/);
     expect(line(r.stdout, 'sandbox')).toMatch(/started image host and ran `true`/);
     expect(r.stdout).toMatch(/can run here/);
+  });
+
+  test('says which seccomp filter the sandboxes get: the default, none, or a profile (a bad one fails)', () => {
+    expect(line(cli(['doctor']).stdout, 'sandbox seccomp')).toMatch(/^✓ sandbox seccomp: the default profile: \d+ system calls allowed; keyring, io_uring/);
+    const open = cli(['doctor', '--seccomp', 'unconfined']);
+    expect(line(open.stdout, 'sandbox seccomp')).toMatch(/^! sandbox seccomp: unconfined: no filter/);
+    expect(open.status).toBe(0);
+    const bad = cli(['doctor', '--seccomp', '/nonexistent/profile.json']);
+    expect(line(bad.stdout, 'sandbox seccomp')).toMatch(/^✗ sandbox seccomp: seccomp: cannot read the profile \/nonexistent\/profile\.json/);
+    expect(bad.status).toBe(1);
   });
 
   test('--json gives the same checks with their ids', () => {
@@ -32,7 +42,7 @@ describe.runIf(isRoot)('doctor as root', () => {
     const report = JSON.parse(r.stdout) as { ok: boolean; rootless: boolean; checks: { id: string; status: string }[] };
     expect(report.ok).toBe(true);
     expect(report.rootless).toBe(false);
-    expect(report.checks.map((c) => c.id)).toEqual(['options', 'node', 'user-namespaces', 'overlay', 'cgroups', 'id-maps', 'native-helper', 'image-cache', 'sandbox']);
+    expect(report.checks.map((c) => c.id)).toEqual(['options', 'node', 'user-namespaces', 'overlay', 'confinement', 'seccomp', 'cgroups', 'id-maps', 'native-helper', 'image-cache', 'sandbox']);
   });
 
   test('impossible options fail with the runtime\'s own message, exit 1; bad flags exit 2', () => {
@@ -56,7 +66,7 @@ describe.runIf(isRoot)('doctor as root', () => {
   });
 });
 
-describe.runIf(isRoot)('doctor as an unprivileged user', () => {
+describe.runIf(rootlessUserReady)('doctor as an unprivileged user', () => {
   test('user namespaces and overlay work; cgroup limits are unavailable, with the fix', () => {
     const user = unprivilegedUser();
     const r = cliAsUser(user, ['doctor']);
@@ -79,7 +89,7 @@ describe.runIf(isRoot)('doctor as an unprivileged user', () => {
   });
 });
 
-describe.runIf(isRoot)('doctor with user namespaces disabled', () => {
+describe.runIf(rootlessUserReady)('doctor with user namespaces disabled', () => {
   test('says so, with the sysctl that fixes it, exit 1; the host setting is untouched', async () => {
     const hostSetting = readFileSync('/proc/sys/user/max_user_namespaces', 'utf8');
     const r = await withUserNamespacesDisabled(asUser(unprivilegedUser(), ['doctor']));

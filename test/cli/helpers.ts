@@ -7,6 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
 import { sandboxCgroups } from '../helpers/host.ts';
+import { unprivilegedUser as rootlessUser } from '../helpers/unprivileged.ts';
+
+export { rootlessUserReady } from '../helpers/unprivileged.ts';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NODE = process.execPath;
@@ -35,10 +38,9 @@ function readableBy(uid: number, gid: number, path: string): boolean {
   return spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', 'test', '-r', path]).status === 0;
 }
 
-/** vtc-rootless (made by .ci/run) or nobody, with a scratch home and a checkout it can read (copied when the repo is private). */
+/** The rootless tests' user (see test/helpers/unprivileged.ts), with a scratch home and a checkout it can read (copied when the repo is private). */
 export function unprivilegedUser(): UnprivilegedUser {
-  const id = (flag: string) => spawnSync('id', [flag, 'vtc-rootless'], { encoding: 'utf8' });
-  const [uid, gid, name] = id('-u').status === 0 ? [Number(id('-u').stdout), Number(id('-g').stdout), 'vtc-rootless'] : [65534, 65534, 'nobody'];
+  const { uid, gid, name } = rootlessUser();
   const home = mkdtempSync(join(tmpdir(), 'vtc-cli-'));
   homes.push(home);
   chmodSync(home, 0o777);
@@ -56,7 +58,7 @@ export function unprivilegedUser(): UnprivilegedUser {
 /** The command line that runs the CLI as that user, with a clean environment. */
 export function asUser(user: UnprivilegedUser, args: string[]): string[] {
   return ['setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--',
-    'env', '-i', `HOME=${user.home}`, `USER=${user.name}`, 'NO_COLOR=1', `PATH=${dirname(NODE)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+    'env', '-i', `HOME=${user.home}`, `USER=${user.name}`, `TMPDIR=${tmpdir()}`, 'NO_COLOR=1', `PATH=${dirname(NODE)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
     NODE, join(user.root, 'src/cli/main.ts'), ...args];
 }
 

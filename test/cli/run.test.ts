@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { ensureImages, imagePath } from '../../examples/shared/ensure-images.ts';
 import { isSupportedNode } from '../../src/node-version.ts';
 import { isRoot } from '../helpers/host.ts';
-import { cli, cliAsUser, leftoversOf, repo, unprivilegedUser } from './helpers.ts';
+import { cli, cliAsUser, leftoversOf, repo, rootlessUserReady, unprivilegedUser } from './helpers.ts';
 
 const nothing = { runtimes: [], cgroups: [], bundles: [] };
 
@@ -93,7 +93,7 @@ describe.runIf(isRoot)('run', () => {
     expect(usage.stderr).toMatch(/which image/);
   });
 
-  test('as an unprivileged user: a shell mapped to root inside; --memory is the runtime\'s CGROUP error', () => {
+  test.runIf(rootlessUserReady)('as an unprivileged user: a shell mapped to root inside; --memory is the runtime\'s CGROUP error', () => {
     const user = unprivilegedUser();
     const r = cliAsUser(user, ['run', 'host', '--', 'sh', '-c', 'id -u; cat /proc/self/uid_map']);
     expect(r.status, r.stderr).toBe(0);

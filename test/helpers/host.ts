@@ -2,7 +2,9 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { cgroupDriver, createSandboxCgroup, type Limits } from '../../src/runtime/cgroups/index.ts';
+import { sandboxId } from '../../src/runtime/reaper.ts';
 
 export const isRoot = process.getuid!() === 0;
 
@@ -90,12 +92,39 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Sandbox cgroups under the default parent, in every hierarchy that has it (only this process's with mine=true). */
-export function sandboxCgroups(parent = 'vitest-container', mine = false): string[] {
+/** Where this process's sandboxes get their cgroups by default: /vitest-container, or that in a subtree delegated to it. */
+export function defaultCgroupParent(): string {
+  return cgroupDriver()?.defaultParent() ?? '/vitest-container';
+}
+
+/** A cgroup parent of the given name beside the default one (a test run's own; rootless: inside the delegated subtree). */
+export function cgroupParentNamed(name: string): string {
+  return join(dirname(defaultCgroupParent()), name);
+}
+
+/**
+ * Whether sandboxes with these limits can have them here: one cgroup made (and removed) for real,
+ * as the runtime makes it. Root can; a user can with a delegated cgroup v2 subtree.
+ */
+export function canLimit(limits: Limits = { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsMax: 64 }): boolean {
+  try {
+    createSandboxCgroup(cgroupDriver(), '/vitest-container', sandboxId(), limits)?.removeNow();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sandbox cgroups under a parent, in every hierarchy that has it (only this process's with
+ * mine=true). parent: a cgroup path, or a name beside the default parent (the default: the default parent).
+ */
+export function sandboxCgroups(parent = defaultCgroupParent(), mine = false): string[] {
+  const path = parent.startsWith('/') ? parent : cgroupParentNamed(parent);
   const roots = ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct', '/sys/fs/cgroup/cpuset', '/sys/fs/cgroup'];
   const out: string[] = [];
   for (const root of roots) {
-    const dir = join(root, parent);
+    const dir = join(root, path);
     try {
       for (const n of readdirSync(dir)) {
         if (mine && !n.startsWith(`c${process.pid}-`)) continue;

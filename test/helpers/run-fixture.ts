@@ -6,7 +6,8 @@ import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
-import { sharedSpawners } from './host.ts';
+import { hostInfo } from '../../src/runtime/host.ts';
+import { cgroupParentNamed, sharedSpawners } from './host.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let runs = 0;
@@ -45,7 +46,7 @@ afterAll(() => {
 
 /** `node <argv>` in the fixture's directory with a cgroup parent of its own (e.g. the Vitest of an installed project). */
 export function run(fixture: string, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
+  const cgroupParent = cgroupParentNamed(`vitest-container-e2e-${process.pid}-${++runs}`);
   parents.push(cgroupParent);
   const child = spawn(process.execPath, argv, {
     cwd: fixtureDir(fixture),
@@ -71,7 +72,7 @@ export interface WatchRun {
 
 /** `vitest watch --root <dir>` as a user would start it, with run-fixture's env conventions (own cgroup parent). */
 export function startVitestWatch(dir: string, args: string[] = [], env: Record<string, string> = {}): WatchRun {
-  const cgroupParent = `/vitest-container-e2e-${process.pid}-${++runs}`;
+  const cgroupParent = cgroupParentNamed(`vitest-container-e2e-${process.pid}-${++runs}`);
   parents.push(cgroupParent);
   const child = spawn(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'watch', '--root', dir, ...args], {
     cwd: dir,
@@ -157,7 +158,7 @@ function removeCgroupDir(dir: string): void {
  * What a finished run's shared spawner left: its process (still running with `--owner <pid>`), or
  * its socket and lock in the run root (named for the owner: c<pid>-…). Both must be gone.
  */
-export function leftoverSpawners(ownerPid: number, runRoot = '/run/vitest-container'): string[] {
+export function leftoverSpawners(ownerPid: number, runRoot = hostInfo().runRoot): string[] {
   const left = sharedSpawners(ownerPid).map((pid) => `process ${pid}: spawner --owner ${ownerPid}`);
   if (existsSync(runRoot)) left.push(...readdirSync(runRoot).filter((f) => f.startsWith(`c${ownerPid}-`)).map((f) => join(runRoot, f)));
   return left;

@@ -11,13 +11,20 @@ export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface UnprivilegedUser { uid: number; gid: number; name: string }
 
-/** vtc-rootless (made by .ci/run, with /etc/subuid ranges) when it exists, else nobody. */
+/** The user the rootless tests run as: made by test/setup/global.ts (as root) with subordinate id ranges. */
+export const ROOTLESS_USER = 'vtc-rootless';
+/** Set by test/setup/global.ts to why that user cannot be had (the rootless tests are then skipped). */
+export const ROOTLESS_SKIPPED = 'VTC_ROOTLESS_SKIPPED';
+
+/** As root, with the rootless tests' user at hand. */
+export const rootlessUserReady = process.getuid!() === 0 && !process.env[ROOTLESS_SKIPPED];
+
+/** vtc-rootless (see ROOTLESS_USER). */
 export function unprivilegedUser(): UnprivilegedUser {
-  const r = spawnSync('id', ['-u', 'vtc-rootless']);
-  if (r.status === 0) {
-    return { uid: Number(r.stdout.toString()), gid: Number(spawnSync('id', ['-g', 'vtc-rootless']).stdout.toString()), name: 'vtc-rootless' };
-  }
-  return { uid: 65534, gid: 65534, name: 'nobody' };
+  const id = (flag: string) => spawnSync('id', [flag, ROOTLESS_USER], { encoding: 'utf8' });
+  const uid = id('-u');
+  if (uid.status !== 0) throw new Error(`no user ${ROOTLESS_USER}: test/setup/global.ts makes it when the tests run as root (${process.env[ROOTLESS_SKIPPED] ?? 'it did not run'})`);
+  return { uid: Number(uid.stdout), gid: Number(id('-g').stdout), name: ROOTLESS_USER };
 }
 
 function readableBy(user: UnprivilegedUser, path: string): boolean {
@@ -41,8 +48,8 @@ export function workspaceFor(user: UnprivilegedUser): Workspace {
   return { home, root, remove: () => rmSync(home, { recursive: true, force: true }) };
 }
 
-/** The environment for a command run as the user: nothing of ours but PATH (with this Node first). */
+/** The environment for a command run as the user: nothing of ours but PATH (with this Node first) and the run's TMPDIR. */
 export function userEnv(user: UnprivilegedUser, home: string, extra: Record<string, string> = {}): string[] {
   return ['env', '-i', `HOME=${home}`, `USER=${user.name}`, `PATH=${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
-    ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
+    `TMPDIR=${tmpdir()}`, ...Object.entries(extra).map(([k, v]) => `${k}=${v}`)];
 }

@@ -3,9 +3,9 @@
 // limits still starts. Runs in the rootless lane (rootless.test.ts).
 import { describe, expect, test } from 'vitest';
 import { startContainer, withContainer } from '../../src/runtime/index.ts';
-import { isRoot } from '../helpers/host.ts';
+import { canLimit } from '../helpers/host.ts';
 
-describe.runIf(!isRoot)('rootless without cgroup delegation', () => {
+describe.runIf(!canLimit())('rootless without cgroup delegation', () => {
   test('a memory limit is a HostCapabilityError naming the fix', async () => {
     await expect(startContainer({ memory: '64m' })).rejects.toMatchObject({
       code: expect.stringMatching(/^CGROUP/),

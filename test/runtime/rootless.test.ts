@@ -6,8 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { expect, test } from 'vitest';
-import { isRoot } from '../helpers/host.ts';
-import { unprivilegedUser, userEnv, workspaceFor } from '../helpers/unprivileged.ts';
+import { rootlessUserReady, unprivilegedUser, userEnv, workspaceFor } from '../helpers/unprivileged.ts';
 
 // The files this lane runs, each with the tests that need root and so are skipped here. Every
 // other test in them must run and pass: a suite that silently skipped (a misread isRoot, a
@@ -18,9 +17,11 @@ const ROOTLESS_LANE: Record<string, string[]> = {
   'test/runtime/limits-rootless.test.ts': [],
   'test/runtime/network.test.ts': [],
   'test/security/escapes.test.ts': [],
+  'test/runner/pool-rootless.test.ts': [],
   'test/security/bad-input.test.ts': [
     'ENOSPC while unpacking is IMAGE_CACHE_FULL naming the cache and the fix; nothing is left of the attempt',
     'images prune removes a stale half-written memo',
+    'CGROUP_LIMIT_REJECTED, and every cgroup level made for it is gone again',
   ],
   'test/runtime/commit.test.ts': [
     'Redis: SAVE, then commit; each fork serves the keys',
@@ -42,7 +43,7 @@ const ROOTLESS_LANE: Record<string, string[]> = {
 
 interface JsonReport { testResults: { name: string; status: string; assertionResults: { title: string; status: string }[] }[] }
 
-test.runIf(isRoot && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes as an unprivileged user: every test that does not need root runs', () => {
+test.runIf(rootlessUserReady && !process.env.VTC_ROOTLESS_LANE)('the sandbox suite passes as an unprivileged user: every test that does not need root runs', () => {
   const user = unprivilegedUser();
   const ws = workspaceFor(user);
   try {
@@ -109,14 +110,14 @@ wait $P
   }
 }
 
-test.runIf(isRoot)('a host without user namespaces: a typed error naming the sysctl that fixes it', () => {
+test.runIf(rootlessUserReady)('a host without user namespaces: a typed error naming the sysctl that fixes it', () => {
   // For real: the limit is per user namespace, so it is 0 in one of ours.
   const err = startAsUserAfter('  echo 0 > /proc/sys/user/max_user_namespaces || exit 90');
   expect(err).toMatchObject({ code: 'USER_NAMESPACES_DISABLED', name: 'HostCapabilityError' });
   expect(err !== 'STARTED' && err.message).toMatch(/user\.max_user_namespaces=0[\s\S]*fix: sudo sysctl -w user\.max_user_namespaces=/);
 });
 
-test.runIf(isRoot)("AppArmor's restriction on unprivileged user namespaces: USER_NAMESPACES_RESTRICTED, naming the sysctl that lifts it", () => {
+test.runIf(rootlessUserReady)("AppArmor's restriction on unprivileged user namespaces: USER_NAMESPACES_RESTRICTED, naming the sysctl that lifts it", () => {
   // What can be made here for real: the kernel refusing the sandbox's user namespace (each user may
   // own one in our namespace, and the user owns one already), with the limit itself not 0. What
   // cannot: AppArmor, which this kernel does not have; its sysctl reads 1 from a file of ours

@@ -1,6 +1,6 @@
 // Bad input is refused before anything exists, and a full cache is a typed error that loses nothing.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,5 +90,24 @@ describe.runIf(isRoot)('a full cache', () => {
     utimesSync(stale, old, old);
     await pruneCache({ cacheDir: cache });
     expect(existsSync(stale)).toBe(false);
+  });
+});
+
+describe.runIf(isRoot && existsSync('/sys/fs/cgroup/cpuset/cgroup.procs'))('a limit the kernel still rejects (cgroup v1)', () => {
+  test('CGROUP_LIMIT_REJECTED, and every cgroup level made for it is gone again', async () => {
+    // A parent of ours that may use CPU 0 only; the sandbox asks for CPU 1, which the kernel refuses under it.
+    const name = `vtc-test-reject-${process.pid}`;
+    const own = `/sys/fs/cgroup/cpuset/${name}`;
+    mkdirSync(own);
+    try {
+      writeFileSync(`${own}/cpuset.cpus`, '0');
+      writeFileSync(`${own}/cpuset.mems`, readFileSync('/sys/fs/cgroup/cpuset/cpuset.mems', 'utf8').trim());
+      const err = await startContainer({ cgroupParent: `/${name}`, cpuset: '1', cmd: ['true'] }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'HostCapabilityError', code: 'CGROUP_LIMIT_REJECTED' });
+      expect(readdirSync(own, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)).toEqual([]); // no sandbox level under our parent
+      for (const c of ['memory', 'cpu', 'cpuacct', 'pids']) expect(existsSync(`/sys/fs/cgroup/${c}/${name}`), c).toBe(false);
+    } finally {
+      rmdirSync(own);
+    }
   });
 });

@@ -10,6 +10,7 @@ import { normalizeOptions } from '../../runtime/options.ts';
 import { containerFlags, containerFlagsHelp, containerOptions } from '../container-flags.ts';
 import { out, paint } from '../output.ts';
 import { checkCgroups } from './cgroups.ts';
+import { checkConfinement } from './confinement.ts';
 import { fromError, type CheckResult, type DoctorContext, type Status } from './check.ts';
 import { checkIdMaps } from './id-maps.ts';
 import { checkImageCache } from './image-cache.ts';
@@ -17,6 +18,7 @@ import { checkImageSource } from './image-source.ts';
 import { checkNativeHelper } from './native-helper.ts';
 import { checkNodeVersion } from './node-version.ts';
 import { checkOverlay } from './overlay.ts';
+import { checkSeccomp } from './seccomp.ts';
 import { probeSandbox } from './sandbox-probe.ts';
 import { checkUserNamespaces } from './user-namespaces.ts';
 
@@ -25,7 +27,7 @@ const log = logger('cli');
 export const doctorHelp = `Usage: vitest-environment-container doctor [--json] [--image IMAGE] [sandbox options]
 
 Checks what this host supports for sandboxes and prints one line per check:
-the Node version, user namespaces, overlayfs, cgroups, subordinate ids, the native helper, the
+the Node version, user namespaces, overlayfs, the seccomp filter in force, cgroups, subordinate ids, the native helper, the
 image cache, the image's registry or daemon (reachable, credentials, the digest it points at),
 and finally a real sandbox started with the given options.
 Each problem comes with the command that fixes it.
@@ -72,9 +74,8 @@ export async function doctor(argv: string[]): Promise<number> {
     return r;
   };
 
-  let cgroupParent = DEFAULT_CGROUP_PARENT;
   try {
-    cgroupParent = normalizeOptions(options).cgroupParent;
+    normalizeOptions(options);
     add({ id: 'options', title: 'options', status: 'ok', summary: describeOptions(options) });
   } catch (err) {
     if (!(err instanceof ContainerError)) throw err;
@@ -83,7 +84,9 @@ export async function doctor(argv: string[]): Promise<number> {
   add(checkNodeVersion());
   const userns = add(checkUserNamespaces(ctx));
   add(checkOverlay(ctx, userns.status === 'ok'));
-  add(checkCgroups(ctx, cgroupParent));
+  add(checkConfinement());
+  add(checkSeccomp(ctx));
+  add(await checkCgroups(ctx));
   add(checkIdMaps(ctx));
   const native = add(checkNativeHelper());
   add(await checkImageCache(ctx));

@@ -9,7 +9,10 @@ const ID = 'id-maps';
 const TITLE = 'subordinate ids';
 
 export function checkIdMaps(ctx: DoctorContext): CheckResult {
-  if (!ctx.rootless) return { id: ID, title: TITLE, status: 'ok', summary: 'not needed as root (sandboxes use the host ids)' };
+  if (!ctx.rootless) {
+    const [uids] = hostInfo().uidMappings;
+    return { id: ID, title: TITLE, status: 'ok', summary: `as root, sandbox ids 0-${uids!.size - 1} are the unprivileged host ids ${uids!.hostID}-${uids!.hostID + uids!.size - 1}` };
+  }
   const missing = ['newuidmap', 'newgidmap'].filter((h) => !findOnPath(h));
   if (missing.length) {
     return { id: ID, title: TITLE, status: 'warn', code: 'ID_MAP_HELPERS_MISSING',

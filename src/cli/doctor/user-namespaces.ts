@@ -1,7 +1,7 @@
 // User namespaces, for real: create one, write its uid map, mount in it.
 // AppArmor (Ubuntu 23.10+) lets the unshare succeed and refuses later, so a
 // probe that stops at unshare() would say yes where sandboxes fail.
-import { userNamespaceError } from '../../runtime/host.ts';
+import { runtimeError } from '../../runtime/errors-map.ts';
 import { fromError, type CheckResult, type DoctorContext } from './check.ts';
 import { probeInNamespaces } from './namespace-probe.ts';
 
@@ -13,10 +13,9 @@ export function checkUserNamespaces(ctx: DoctorContext): CheckResult {
   if (r.noUnshare) {
     return { id: ID, title: TITLE, status: 'warn', summary: 'not probed: `unshare` (util-linux) is not installed; the sandbox probe below still checks', fix: 'apt-get install util-linux' };
   }
-  if (r.status === 0) {
-    return { id: ID, title: TITLE, status: 'ok', summary: 'can create one, write its uid map and mount in it' + (ctx.rootless ? '' : ' (not needed as root)') };
-  }
-  const err = userNamespaceError(r.stderr.replace(/^unshare: /, '') || `probe exited with ${r.status}`);
-  // Root's sandboxes need no user namespace: only unprivileged users are affected.
-  return ctx.rootless ? fromError(ID, TITLE, 'fail', err) : fromError(ID, TITLE, 'warn', err, 'not needed as root, but unprivileged users cannot run sandboxes: ');
+  if (r.status === 0) return { id: ID, title: TITLE, status: 'ok', summary: 'can create one, write its uid map and mount in it' };
+  // Every sandbox has one (root's too, its ids an unprivileged host range): the runtime would say the same.
+  const detail = r.stderr.replace(/^unshare: /, '') || `probe exited with ${r.status}`;
+  const code = /not permitted/i.test(detail) ? 'EPERM' : /no space/i.test(detail) ? 'ENOSPC' : 'EINVAL';
+  return fromError(ID, TITLE, 'fail', runtimeError({ type: 'error', stage: 'userns', path: 'user namespace probe', errno: 0, code, message: detail }, ctx.rootless));
 }

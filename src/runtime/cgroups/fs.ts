@@ -1,9 +1,7 @@
 // Small synchronous helpers: cgroupfs writes are kernel calls that finish at
 // once, and doing them synchronously keeps sandbox start off the thread pool.
 import { readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_CGROUP_PARENT } from './types.ts';
 
 export function readNumber(file: string): number {
   const text = readFileSync(file, 'utf8').trim();
@@ -33,6 +31,15 @@ export function write(file: string, value: string | number): void {
   writeFileSync(file, String(value));
 }
 
+/** A limit written into a new sandbox cgroup; an error says which file the kernel refused (see sandbox.ts). */
+export function writeLimit(file: string, value: string | number): void {
+  try {
+    writeFileSync(file, String(value));
+  } catch (err) {
+    throw Object.assign(err as Error, { limitFile: file });
+  }
+}
+
 export function killPids(procsFile: string): void {
   for (const line of (readOptional(procsFile) ?? '').split('\n')) {
     const pid = Number(line);
@@ -60,12 +67,11 @@ function removed(dir: string): boolean {
 }
 
 /**
- * The default parent goes with its last sandbox; a parent the user names stays. cgroupDirs: the
- * sandbox cgroup's directory in each hierarchy (one on cgroup2), already removed.
+ * The default parent goes with its last sandbox (a parent the user names stays): its directory in
+ * each hierarchy (one on cgroup2), once a sandbox in it was removed.
  */
-export function removeDefaultParent(cgroupPath: string, cgroupDirs: string[]): void {
-  if (dirname(cgroupPath) !== DEFAULT_CGROUP_PARENT) return;
-  for (const dir of cgroupDirs) removeIfEmpty(dirname(dir));
+export function removeEmptyParents(parentDirs: string[]): void {
+  for (const dir of parentDirs) removeIfEmpty(dir);
 }
 
 /** rmdir of a parent level if nothing is in it any more; one with cgroups or processes in it stays. */

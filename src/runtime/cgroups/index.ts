@@ -5,8 +5,9 @@ import { CgroupV2Driver } from './v2.ts';
 import type { CgroupDriver } from './types.ts';
 
 export type { CgroupDriver, CgroupStats, Limits, SandboxCgroup } from './types.ts';
+export { createSandboxCgroup } from './sandbox.ts';
 
-interface Mount { mountPoint: string; fsType: string; superOptions: string[] }
+interface Mount { mountPoint: string; root: string; fsType: string; superOptions: string[] }
 
 function cgroupMounts(): Mount[] {
   // mountinfo: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
@@ -15,7 +16,8 @@ function cgroupMounts(): Mount[] {
     if (!left || !right) return [];
     const [fsType, , superOpts = ''] = right.split(' ');
     if (fsType !== 'cgroup' && fsType !== 'cgroup2') return [];
-    return [{ mountPoint: left.split(' ')[4]!, fsType, superOptions: superOpts.split(',') }];
+    const fields = left.split(' ');
+    return [{ mountPoint: fields[4]!, root: fields[3]!, fsType, superOptions: superOpts.split(',') }];
   });
 }
 
@@ -36,6 +38,6 @@ export function cgroupDriver(): CgroupDriver | null {
     return detected;
   }
   const unified = mounts.find((m) => m.fsType === 'cgroup2');
-  detected = unified ? new CgroupV2Driver(unified.mountPoint) : null;
+  detected = unified ? new CgroupV2Driver(unified) : null;
   return detected;
 }

@@ -2,10 +2,13 @@
 // this project's hybrid development host) and cgroup v2 (one unified tree).
 
 /**
- * The parent of sandbox cgroups unless the options name another. It is this project's alone: it
- * goes when its last sandbox does (a parent the user names is left as it is).
+ * The cgroupParent option's default: a `vitest-container` cgroup at the top of the tree this
+ * process may manage (the root for root; the delegated subtree on cgroup v2, see placement.ts).
+ * It is this project's alone: it goes when its last sandbox does (a parent the user names is
+ * left as it is).
  */
 export const DEFAULT_CGROUP_PARENT = '/vitest-container';
+export const DEFAULT_PARENT_NAME = 'vitest-container';
 
 export interface Limits {
   memoryBytes?: number | undefined;
@@ -38,6 +41,8 @@ export interface SandboxCgroup {
 
 export interface CgroupDriver {
   readonly version: 1 | 2;
+  /** Where DEFAULT_CGROUP_PARENT puts sandboxes for this process (a path from the hierarchy's root). */
+  defaultParent(): string;
   /** Creates <parent>/<name> with the limits applied; nothing is left behind on failure. */
   create(parent: string, name: string, limits: Limits): SandboxCgroup;
   /** Names of the cgroups directly under parent (for the reaper). */

@@ -1,9 +1,9 @@
 // cgroup v1: every controller is its own hierarchy. The sandbox gets a
 // directory of the same name in each one it needs.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeDefaultParent, removeDirSync, write } from './fs.ts';
-import { type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
+import { dirname, join } from 'node:path';
+import { createRacingParentRemoval, readKey, readNumber, readText, killPids, removeDir, removeEmptyParents, removeDirSync, write, writeLimit } from './fs.ts';
+import { DEFAULT_CGROUP_PARENT, type CgroupDriver, type CgroupStats, type Limits, type SandboxCgroup } from './types.ts';
 
 export const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids', 'cpuset'] as const;
 type Controller = (typeof V1_CONTROLLERS)[number];
@@ -13,6 +13,11 @@ export class CgroupV1Driver implements CgroupDriver {
   readonly roots: Record<Controller, string>;
   constructor(roots: Record<Controller, string>) {
     this.roots = roots;
+  }
+
+  /** cgroup v1 delegates nothing to users: the default parent is at each hierarchy's root. */
+  defaultParent(): string {
+    return DEFAULT_CGROUP_PARENT;
   }
 
   /** Creates every missing level of path; cpuset levels must be given cpus and mems before use. */
@@ -47,23 +52,25 @@ export class CgroupV1Driver implements CgroupDriver {
     const created: string[] = [];
     try {
       // A sandbox not pinned to CPUs needs no cpuset cgroup (it inherits the parent's): one hierarchy less to make and remove.
+      // Every level made here is removed again if the kernel then rejects a limit (the parent's, too:
+      // a creation that fails leaves no cgroup behind; one another sandbox uses stays, rmdir refuses).
       for (const c of V1_CONTROLLERS.filter((c) => c !== 'cpuset' || limits.cpuset !== undefined)) {
-        this.ensure(c, parent);
+        created.push(...this.ensure(c, parent));
         created.push(...this.ensure(c, path));
       }
       const dir = (c: Controller) => join(this.roots[c], path);
       if (limits.memoryBytes !== undefined) {
-        write(join(dir('memory'), 'memory.limit_in_bytes'), limits.memoryBytes);
+        writeLimit(join(dir('memory'), 'memory.limit_in_bytes'), limits.memoryBytes);
         // No swap: memory+swap gets the same limit (when the kernel accounts swap at all).
         const memsw = join(dir('memory'), 'memory.memsw.limit_in_bytes');
-        if (existsSync(memsw)) write(memsw, limits.memoryBytes);
+        if (existsSync(memsw)) writeLimit(memsw, limits.memoryBytes);
       }
       if (limits.cpus !== undefined) {
-        write(join(dir('cpu'), 'cpu.cfs_period_us'), 100_000);
-        write(join(dir('cpu'), 'cpu.cfs_quota_us'), Math.round(limits.cpus * 100_000));
+        writeLimit(join(dir('cpu'), 'cpu.cfs_period_us'), 100_000);
+        writeLimit(join(dir('cpu'), 'cpu.cfs_quota_us'), Math.round(limits.cpus * 100_000));
       }
-      if (limits.cpuset !== undefined) write(join(dir('cpuset'), 'cpuset.cpus'), limits.cpuset);
-      if (limits.pidsMax !== undefined) write(join(dir('pids'), 'pids.max'), limits.pidsMax);
+      if (limits.cpuset !== undefined) writeLimit(join(dir('cpuset'), 'cpuset.cpus'), limits.cpuset);
+      if (limits.pidsMax !== undefined) writeLimit(join(dir('pids'), 'pids.max'), limits.pidsMax);
     } catch (err) {
       for (const d of created.reverse()) {
         try {
@@ -74,7 +81,7 @@ export class CgroupV1Driver implements CgroupDriver {
       }
       throw err;
     }
-    return new CgroupV1(this.roots, path);
+    return new CgroupV1(this.roots, path, parent === DEFAULT_CGROUP_PARENT);
   }
 
   children(parent: string): string[] {
@@ -84,16 +91,19 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 
   open(parent: string, name: string): SandboxCgroup {
-    return new CgroupV1(this.roots, join(parent, name));
+    return new CgroupV1(this.roots, join(parent, name), parent === DEFAULT_CGROUP_PARENT);
   }
 }
 
 class CgroupV1 implements SandboxCgroup {
   readonly path: string;
   private readonly roots: Record<Controller, string>;
-  constructor(roots: Record<Controller, string>, path: string) {
+  /** The parent is the default one, which goes with its last sandbox. */
+  private readonly parentIsDefault: boolean;
+  constructor(roots: Record<Controller, string>, path: string, parentIsDefault: boolean) {
     this.roots = roots;
     this.path = path;
+    this.parentIsDefault = parentIsDefault;
   }
   private dir(c: Controller): string {
     return join(this.roots[c], this.path);
@@ -117,10 +127,10 @@ class CgroupV1 implements SandboxCgroup {
   }
   async remove(): Promise<void> {
     for (const c of V1_CONTROLLERS) await removeDir(this.dir(c), () => this.killAll());
-    removeDefaultParent(this.path, V1_CONTROLLERS.map((c) => this.dir(c)));
+    if (this.parentIsDefault) removeEmptyParents(V1_CONTROLLERS.map((c) => dirname(this.dir(c))));
   }
   removeNow(): void {
     for (const c of V1_CONTROLLERS) removeDirSync(this.dir(c), () => this.killAll());
-    removeDefaultParent(this.path, V1_CONTROLLERS.map((c) => this.dir(c)));
+    if (this.parentIsDefault) removeEmptyParents(V1_CONTROLLERS.map((c) => dirname(this.dir(c))));
   }
 }
