@@ -106,7 +106,7 @@ export async function seedKey(o: SeedImageOptions): Promise<string> {
     format: SEED_FORMAT, base: base.base.manifestDigest, container: o.container ?? {}, commit: o.commit ?? {}, key: o.key ?? null,
     // The function's own text: editing the seed makes a new image (what it imports is up to `inputs`).
     seed: o.seed.toString(), inputs: hashInputs(o.inputs ?? []),
-  })).digest('hex');
+  }, (_k, v: unknown) => (v instanceof RegExp ? `RegExp ${String(v)}` : v))).digest('hex');
 }
 
 /**
