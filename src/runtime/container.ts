@@ -17,7 +17,6 @@ import type { NormalizedOptions } from './options.ts';
 import type { ProcessSpec, RuntimeSpec } from './spec.ts';
 import { commitSandbox, type CommitOptions, type CommitTarget } from './commit.ts';
 import { copyFromSandbox, copyToSandbox, type CopySource, type CopyTarget, type CopyToOptions } from './copy.ts';
-import type { Readable as ReadableStream } from 'node:stream';
 
 const log = logger('runtime');
 
@@ -418,13 +417,13 @@ export class Container implements AsyncDisposable {
     return Buffer.concat(out);
   }
 
+  /** What commit and the copies need of this sandbox, as it is now. */
   #target(): CommitTarget & CopyTarget {
-    const self = this;
     return {
       id: this.id, pid: this.pid, pidNamespace: this.#pidNamespace, runRoot: this.#init.runRoot, image: this.image, options: this.options,
       running: this.running, scratchFd: this.#scratchFd,
-      stop: (o) => self.stop(o),
-      resolveUser: (user) => self.#init.resolveUser(user),
+      stop: (o) => this.stop(o),
+      resolveUser: (user) => this.#init.resolveUser(user),
     };
   }
 
@@ -454,9 +453,9 @@ export class Container implements AsyncDisposable {
    * hostDir, extracted there instead (files become the caller's, setuid bits and device nodes are dropped).
    * Mount points below containerPath are listed, not entered.
    */
-  copyFrom(containerPath: string): ReadableStream;
+  copyFrom(containerPath: string): Readable;
   copyFrom(containerPath: string, hostDir: string): Promise<void>;
-  copyFrom(containerPath: string, hostDir?: string): ReadableStream | Promise<void> {
+  copyFrom(containerPath: string, hostDir?: string): Readable | Promise<void> {
     return hostDir === undefined ? copyFromSandbox(this.#target(), containerPath) : copyFromSandbox(this.#target(), containerPath, hostDir);
   }
 
