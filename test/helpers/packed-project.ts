@@ -263,7 +263,9 @@ export interface ProjectSpec {
   dependencies?: Record<string, string>;
   /** Fields of the project's package.json besides its dependencies, e.g. { type: 'module' }. */
   packageJson?: Record<string, unknown>;
-  /** Files of the project, by relative path. */
+  /** A directory under test/fixtures whose files the project starts with. */
+  fixture?: string;
+  /** Files of the project, by relative path (written after the fixture's). */
   files?: Record<string, string>;
   /** Install into this project itself (for tests about installing); otherwise a cached install is used. */
   fresh?: boolean;
@@ -327,6 +329,7 @@ export async function packedProject(spec: ProjectSpec): Promise<PackedProject> {
     symlinkSync(join(cached, 'node_modules'), join(dir, 'node_modules'));
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'packed-project', version: '1.0.0', private: true, ...spec.packageJson, dependencies }, null, 2));
   }
+  if (spec.fixture) cpSync(join(repo, 'test', 'fixtures', spec.fixture), dir, { recursive: true });
   for (const [file, content] of Object.entries(spec.files ?? {})) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     writeFileSync(join(dir, file), content);

@@ -12,8 +12,8 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { ensureImages, imagePath } from '../../examples/shared/ensure-images.ts';
 import { isSupportedNode } from '../../src/node-version.ts';
 import { isRoot } from '../helpers/host.ts';
+import { packedProject } from '../helpers/packed-project.ts';
 import { leftoverCgroups, run, type RunResult } from '../helpers/run-fixture.ts';
-import { installedProject } from './helpers/installed-project.ts';
 
 // The newest release of each supported line, as a user installing today gets it.
 const LINES = { '4.1': '~4.1.0', '5': '^5.0.0' };
@@ -27,10 +27,11 @@ describe.runIf(isRoot)('an external suite, installed from the tarball', { timeou
 
   describe.each(Object.entries(LINES))('Vitest %s', (_line, range) => {
     let dir: string;
-    beforeAll(() => {
-      dir = installedProject('external-redis', {
-        vitest: range, '@vitest/coverage-v8': range, '@vitest/coverage-istanbul': range, vite: '^8.0.0', redis: '^6.0.0',
-      });
+    beforeAll(async () => {
+      ({ dir } = await packedProject({
+        manager: 'npm', fixture: 'external-redis', packageJson: { type: 'module' },
+        dependencies: { vitest: range, '@vitest/coverage-v8': range, '@vitest/coverage-istanbul': range, vite: '^8.0.0', redis: '^6.0.0' },
+      }));
     }, 600_000);
 
     async function vitest(mode: Mode, args: string[]): Promise<RunResult & { coverage?: unknown }> {
