@@ -14,7 +14,7 @@ import { defaultCacheDir } from '../image/index.ts';
 import { cgroupDriver } from '../runtime/cgroups/index.ts';
 import type { Container } from '../runtime/container.ts';
 import type { ContainerOptions, MountOption } from '../runtime/options.ts';
-import { normalizeOptions } from '../runtime/options.ts';
+import { CGROUP_PARENT_ENV, normalizeOptions } from '../runtime/options.ts';
 import { pidNamespaceOf, reapNamespace } from '../runtime/reaper.ts';
 import { POOL_WORKER_ENV, startSandbox } from '../runtime/start.ts';
 import { hostInfo, RUN_ROOT_ENV } from '../runtime/host.ts';
@@ -57,6 +57,10 @@ export class ContainerPoolWorker implements PoolWorker {
     this.#stderr = options.project.vitest.logger.errorStream as Writable;
   }
 
+  get #cgroupParent(): string {
+    return normalizeOptions(this.#sandboxOptions).cgroupParent;
+  }
+
   get #sandbox(): Container {
     if (!this.#container) throw new SandboxError('POOL_WORKER_NOT_STARTED', 'the pool worker sandbox is not running');
     return this.#container;
@@ -90,6 +94,8 @@ export class ContainerPoolWorker implements PoolWorker {
       [POOL_WORKER_ENV]: this.#options.project.config.isolate === false ? 'shared' : '1',
       // The worker's sandbox has a tmpfs of its own at this path for the sandboxes it starts.
       [RUN_ROOT_ENV]: hostInfo().runRoot,
+      // The sandboxes the file starts go under the pool's parent: stop() reaps them there.
+      [CGROUP_PARENT_ENV]: this.#cgroupParent,
       [VITEST_DIST_ENV]: this.#options.distPath,
       HOME: env.HOME ?? homedir(),
     });
@@ -171,6 +177,6 @@ export class ContainerPoolWorker implements PoolWorker {
     if (!c) return;
     await c.stop({ timeout: 0 });
     // Sandboxes the file started from inside died with the worker; their cgroups are ours to remove.
-    await reapNamespace(cgroupDriver(), normalizeOptions(this.#sandboxOptions).cgroupParent, this.#pidNamespace);
+    await reapNamespace(cgroupDriver(), this.#cgroupParent, this.#pidNamespace);
   }
 }

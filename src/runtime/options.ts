@@ -10,6 +10,12 @@ import { normalizeWaitFor, type WaitFor } from './wait.ts';
 import { DEFAULT_CGROUP_PARENT } from './cgroups/types.ts';
 import { checkSeccompProfile, seccompFor, type SeccompOption, type SeccompProfile } from './seccomp.ts';
 
+/**
+ * Set by containerPool() in its workers: the pool's cgroupParent, the default of every sandbox a
+ * test file starts there, so the pool finds (and reaps) them where it put its own.
+ */
+export const CGROUP_PARENT_ENV = 'VITEST_CONTAINER_CGROUP_PARENT';
+
 export interface MountOption {
   /** Host path. */
   source: string;
@@ -301,7 +307,7 @@ export function normalizeOptions(options: ContainerOptions = {}): NormalizedOpti
   }
   const stopTimeout = options.stopTimeout ?? 2000;
   if (!Number.isFinite(stopTimeout) || stopTimeout < 0) invalid('stopTimeout must be a number of milliseconds >= 0');
-  const cgroupParent = options.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+  const cgroupParent = options.cgroupParent ?? (process.env[CGROUP_PARENT_ENV] || DEFAULT_CGROUP_PARENT);
   if (typeof cgroupParent !== 'string' || !cgroupParent.startsWith('/') || cgroupParent.split('/').includes('..')) {
     invalid(`cgroupParent: "${String(cgroupParent)}" must be an absolute cgroup path without ".."`);
   }

@@ -47,10 +47,26 @@ export function processId(pid: number): string | undefined {
   return start === undefined ? undefined : `c${pid}-${start}-0-${ownNamespace}`;
 }
 
-/** False only when the owner is provably gone. Owners in other pid namespaces cannot be checked, so they count as alive. */
-function ownerAlive(id: string): boolean {
+/** The pid namespaces some process is in right now, as far as this process can see. */
+function livePidNamespaces(): Set<string> {
+  const live = new Set<string>();
+  for (const pid of readdirSync('/proc')) if (/^\d+$/.test(pid)) live.add(pidNamespace(Number(pid)));
+  return live;
+}
+
+// The kernel's initial pid namespace always has this inode number (PROC_PID_INIT_INO).
+const INIT_PID_NAMESPACE = '4026531836';
+
+/**
+ * False only when the owner is provably gone. An owner in another pid namespace (a pool worker's
+ * sandbox) cannot be looked up by pid; from the initial pid namespace, where every process is
+ * visible, it is gone once no process is left in its namespace (the worker's sandbox, and every
+ * sandbox started in it, died with it). From anywhere else it is never judged.
+ */
+function ownerAlive(id: string, live: () => Set<string>): boolean {
   const m = ID_PATTERN.exec(id);
-  if (!m || m[4] !== ownNamespace) return true; // not ours, or not checkable from here: never touched
+  if (!m) return true; // not a name of ours: never touched
+  if (m[4] !== ownNamespace) return ownNamespace !== INIT_PID_NAMESPACE || live().has(m[4]!);
   return startTime(Number(m[1])) === m[2];
 }
 
@@ -91,13 +107,16 @@ export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, c
   } catch {
     // no run root yet
   }
+  // Read once, and only when a name from another pid namespace asks for it.
+  let live: Set<string> | undefined;
+  const liveNamespaces = () => (live ??= livePidNamespaces());
   for (const name of entries) {
     // bundles are named by sandbox id; spawner sockets (and a shared one's lock) by an id too,
     // with .sock or .<binary>.sock(.lock) after it
-    if (!ownerAlive(name.replace(/(\.\d+)?\.sock(\.lock)?$/, ''))) {
+    if (!ownerAlive(name.replace(/(\.\d+)?\.sock(\.lock)?$/, ''), liveNamespaces)) {
       log('removing stale bundle %s', name);
       rmSync(join(runRoot, name), { recursive: true, force: true });
     }
   }
-  await removeCgroups(cgroups, cgroupParent, (name) => !ownerAlive(name));
+  await removeCgroups(cgroups, cgroupParent, (name) => !ownerAlive(name, liveNamespaces));
 }

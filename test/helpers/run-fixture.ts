@@ -11,6 +11,13 @@ import { cgroupParentNamed, sharedSpawners } from './host.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let runs = 0;
+const runCgroupParent = (n: number) => cgroupParentNamed(`vitest-container-e2e-${process.pid}-${n}`);
+const nextCgroupParent = () => runCgroupParent(++runs);
+
+/** The cgroup parent the next run of this file gets (to watch it while the run goes on). */
+export function nextRunCgroupParent(): string {
+  return runCgroupParent(runs + 1);
+}
 
 /** pid: the runner's main process (the test run's owner). */
 export interface RunResult { code: number | null; output: string; cgroupParent: string; pid: number }
@@ -46,7 +53,7 @@ afterAll(() => {
 
 /** `node <argv>` in the fixture's directory with a cgroup parent of its own (e.g. the Vitest of an installed project). */
 export function run(fixture: string, argv: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const cgroupParent = cgroupParentNamed(`vitest-container-e2e-${process.pid}-${++runs}`);
+  const cgroupParent = nextCgroupParent();
   parents.push(cgroupParent);
   const child = spawn(process.execPath, argv, {
     cwd: fixtureDir(fixture),
@@ -72,7 +79,7 @@ export interface WatchRun {
 
 /** `vitest watch --root <dir>` as a user would start it, with run-fixture's env conventions (own cgroup parent). */
 export function startVitestWatch(dir: string, args: string[] = [], env: Record<string, string> = {}): WatchRun {
-  const cgroupParent = cgroupParentNamed(`vitest-container-e2e-${process.pid}-${++runs}`);
+  const cgroupParent = nextCgroupParent();
   parents.push(cgroupParent);
   const child = spawn(process.execPath, [join(repo, 'node_modules', 'vitest', 'vitest.mjs'), 'watch', '--root', dir, ...args], {
     cwd: dir,

@@ -1,9 +1,37 @@
 // The container pool end to end: a real Vitest run where every test file's
 // worker is in its own sandbox.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { isRoot, kernelOomKills } from '../helpers/host.ts';
-import { leftoverCgroups, runVitest } from '../helpers/run-fixture.ts';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { leftoverCgroups, nextRunCgroupParent, runVitest, sandboxCgroupsUnder, startVitestWatch } from '../helpers/run-fixture.ts';
+
+const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const ownPidNamespace = readlinkSync('/proc/self/ns/pid').replace(/\D/g, '');
+const nameOf = (dir: string) => dir.slice(dir.lastIndexOf('/') + 1);
+/** Sandbox cgroups under parent made from another pid namespace than this one's: by a worker, in its sandbox. */
+const startedInWorkers = (parent: string) => sandboxCgroupsUnder(parent).map(nameOf).filter((name) => !name.endsWith(`-${ownPidNamespace}`));
+
+async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+function processesInPidNamespace(ns: string): number {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readlinkSync(`/proc/${p}/ns/pid`) === `pid:[${ns}]`;
+    } catch {
+      return false;
+    }
+  }).length;
+}
 
 function sleepers(): number {
   return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -17,7 +45,17 @@ function sleepers(): number {
 
 describe.runIf(isRoot)('pool: containerPool()', () => {
   test('10 files that collide on a shared host pass side by side; the one over its memory limit fails alone; nothing is left', async () => {
-    const r = await runVitest('pool', ['--maxWorkers=2']);
+    // Sandboxes the files start (service, with-environment) are made by a worker in its own pid
+    // namespace (c<pid>-…-<pid ns>): they too must be under the run's cgroup parent, where the
+    // pool reaps them, and gone afterwards.
+    const seen = new Set<string>();
+    const parentOfRun = nextRunCgroupParent();
+    const poll = setInterval(() => {
+      for (const name of startedInWorkers(parentOfRun)) seen.add(name);
+    }, 20);
+    const r = await runVitest('pool', ['--maxWorkers=2']).finally(() => clearInterval(poll));
+    expect(r.cgroupParent).toBe(parentOfRun);
+    expect(seen.size, [...seen].join(' ')).toBeGreaterThanOrEqual(2);
     // file-01..10 + service + with-environment pass; oom fails with a message naming it and the limit
     expect(r.output).toMatch(/Tests\s+12 passed \(13\)/);
     expect(r.output).toMatch(/OutOfMemoryError: killed: exceeded memory limit 256 MiB while running oom\.test\.ts/);
@@ -38,4 +76,24 @@ describe.runIf(isRoot)('pool: containerPool()', () => {
     expect(sleepers()).toBe(0);
     expect([...leftoverCgroups(a.cgroupParent), ...leftoverCgroups(b.cgroupParent)]).toEqual([]);
   });
+
+  test('a run killed outright leaves the sandboxes its files started in their workers; the next start reaps them', async () => {
+    const run = startVitestWatch(join(fixtures, 'pool-crash'));
+    try {
+      expect(await until(() => startedInWorkers(run.cgroupParent).length > 0, 60_000), run.output()).toBe(true);
+      const [started] = startedInWorkers(run.cgroupParent);
+      const workerNamespace = started!.slice(started!.lastIndexOf('-') + 1);
+      run.child.kill('SIGKILL');
+      // The worker's sandbox dies with its owner, and the sandbox it started with it (a pid namespace inside)...
+      expect(await until(() => processesInPidNamespace(workerNamespace) === 0, 20_000)).toBe(true);
+      // ...but nobody was left to remove its cgroup...
+      expect(startedInWorkers(run.cgroupParent)).toContain(started);
+      // ...until a later start under the same parent: its reaper sees that pid namespace is gone.
+      const next = spawn(process.execPath, [join(fixtures, 'owner.ts'), JSON.stringify({ cgroupParent: run.cgroupParent }), 'once'], { stdio: 'inherit' });
+      expect(await new Promise((resolve) => next.on('exit', resolve))).toBe(0);
+      expect(sandboxCgroupsUnder(run.cgroupParent)).toEqual([]);
+    } finally {
+      await run.stop(0);
+    }
+  }, 120_000);
 });
