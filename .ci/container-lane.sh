@@ -43,6 +43,8 @@ if [ "${1:-}" = --in-namespace ]; then
   run=("${podman[@]}" run --rm --network none --cgroup-parent "$CGROUP_PARENT/podman" --ulimit nofile=16384:16384
     --ulimit nproc=16384:16384 --tmpfs /tmp:notmpcopyup --workdir "$REPO" --env NO_COLOR=1 --env CI="${CI:-}"
     --env VTC_LEAK_CYCLES="${VTC_LEAK_CYCLES:-100}") # (1000 in npm test's own run)
+  # The container's /tmp is its own: a checkout under /tmp is brought in on top (its writes thrown away).
+  case $REPO/ in /tmp/*) run+=(--volume "$REPO:$REPO:O") ;; esac
   uid=$(id -u vtc-rootless) gid=$(id -g vtc-rootless)
   status=0
   expect() { # $1 = what, $2 = output file, $3 = a regular expression it must match

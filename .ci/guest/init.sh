@@ -48,6 +48,14 @@ mount -t tmpfs -o mode=0755 run $r/run
 mount -t tmpfs -o mode=1777 tmp $r/tmp
 mkdir -p $r/run/guest-ctl && mount --bind /ctl $r/run/guest-ctl
 
+# The working directory, when the fresh /tmp or /run above hid it: the host's, under a writable layer.
+n=0
+while read -r dir; do
+  mkdir -p "$r$dir" /layer/exposed$n/upper /layer/exposed$n/work
+  mount -t overlay -o "lowerdir=/host$dir,upperdir=/layer/exposed$n/upper,workdir=/layer/exposed$n/work" "exposed$n" "$r$dir" || fatal "cannot bring in $dir"
+  n=$((n + 1))
+done < /ctl/exposed
+
 n=0
 while read -r dir; do
   mkdir -p "$r$dir"

@@ -7,7 +7,9 @@
 #
 # The guest sees the host's / read-only under a throwaway writable layer; each
 # --share DIR is writable, at the same path, and its writes reach the host.
-# /tmp and /run are fresh tmpfs. The command starts in the same directory with
+# /tmp and /run are fresh tmpfs (a working directory under them, a checkout in
+# /tmp say, is brought in on top: read from the host, its writes thrown away
+# with the guest). The command starts in the same directory with
 # the same exported environment, stdin /dev/null, stdout and stderr pipes
 # streamed here; this script exits with its exit code (125: the guest failed
 # before the command could end, 124: --timeout).
@@ -173,6 +175,7 @@ trap 'exit 143' TERM
   printf '\n'
 } > "$ctl/cmd"
 printf '%s\n' "${shares[@]+"${shares[@]}"}" | sed '/^$/d' > "$ctl/shares"
+case $PWD/ in /tmp/* | /run/*) printf '%s\n' "$PWD" ;; esac > "$ctl/exposed"
 
 # The guest's serial ports 1 and 2 write into these fifos; cat copies them to
 # our stdout and stderr, whatever those are.

@@ -1,6 +1,7 @@
 // Escape attempts from inside a sandbox (test/security/probe.py), and what the host must still look like after.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Container } from '../../src/index.ts';
@@ -51,3 +52,17 @@ export function busyboxImage(dir: string, extra: TarEntrySpec[] = []): string {
   writeImage(image, [tarOf(root), ...(extra.length ? [tarArchive(extra)] : [])], { config: { Cmd: ['sleep', '100000'], Env: ['PATH=/bin'] } });
   return image;
 }
+
+/**
+ * Whether this kernel can idmap a mount of path's file system (what makes a granted mount's
+ * root-owned files the sandbox root's). ext4, xfs and btrfs can on any kernel that has idmapped
+ * mounts at all; tmpfs since Linux 6.3; overlayfs and 9p (the cgroup2 lane guest's /var/tmp) not:
+ * there a granted mount is bound as it is.
+ */
+export function idmappable(path: string): boolean {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  const tmpfs = major > 6 || (major === 6 && minor >= 3);
+  const type = statfsSync(path).type;
+  return [0xef53, 0x58465342, 0x9123683e].includes(type) || (type === 0x01021994 && tmpfs);
+}
+
