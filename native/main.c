@@ -184,7 +184,10 @@ static int idmapped_clone(const idmap_request *r, int userns_fd) {
   if (fd < 0) return -1;
   struct { uint64_t attr_set, attr_clr, propagation, userns_fd; } attr = { MOUNT_ATTR_IDMAP, 0, 0, (uint64_t)userns_fd };
   if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | at, &attr, sizeof attr) < 0) {
-    report_event("warning", ",\"stage\":\"idmap\",\"errno\":%d,\"message\":\"not idmapped, bound as it is\"", errno);
+    int err = errno;
+    char epath[8192];
+    report_event("warning", ",\"stage\":\"idmap\",\"errno\":%d,\"code\":\"%s\",\"path\":\"%s\",\"message\":\"not idmapped, bound as it is\"", err,
+                 strerrorname_np(err) ?: "", json_escape(r->path, epath, sizeof epath));
     close(fd);
     return -1;
   }

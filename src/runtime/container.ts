@@ -6,7 +6,7 @@ import { constants as os } from 'node:os';
 import { SandboxError, type ContainerError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { SandboxCgroup, CgroupStats } from './cgroups/index.ts';
-import { commandNotFound, runtimeError } from './errors-map.ts';
+import { commandNotFound, runtimeError, warnNotIdmapped } from './errors-map.ts';
 import { removeBundle } from './bundle.ts';
 import { pidNamespaceOf } from './reaper.ts';
 import { onEvents, type RuntimeEvent } from './events.ts';
@@ -162,7 +162,10 @@ export class Container implements AsyncDisposable {
         case 'error': if (!startSettled) rejectStarted(runtimeError(e, init.rootless)); break;
         case 'exit': this.#mainExit = e; break;
         case 'stopped': if (!this.#mainExit) this.#mainExit = e; break;
-        case 'warning': log('sandbox %s: %s: %s (errno %d)', init.id, e.stage, e.message, e.errno); break;
+        case 'warning':
+          log('sandbox %s: %s: %s (errno %d)', init.id, e.stage, e.message, e.errno);
+          if (e.stage === 'idmap' && e.path) warnNotIdmapped(e.path, e.code);
+          break;
       }
     });
     this.#exited = this.#monitor.closed.then(() => this.#finish()).then((info) => {

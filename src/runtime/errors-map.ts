@@ -171,3 +171,21 @@ export function commandNotFound(path: string, code: string): CommandError {
       { fix: 'check the command and the image (PATH inside the sandbox comes from the image and the env option)' })
     : new CommandError('COMMAND_NOT_EXECUTABLE', `${path}: cannot execute in the sandbox: ${code} (exit 126)`, 126);
 }
+
+// Paths already warned about in this process: one warning each, not one per sandbox.
+const warnedNotIdmapped = new Set<string>();
+
+/**
+ * A mount the kernel could not idmap is bound as it is (the sandbox runs): what host root owns there is
+ * nobody's inside, so the sandbox's root cannot write it, nor read what only its owner may. Said once
+ * per path, as a process warning (Vitest and Jest show a worker's stderr).
+ */
+export function warnNotIdmapped(path: string, code: string | undefined): void {
+  if (warnedNotIdmapped.has(path)) return;
+  warnedNotIdmapped.add(path);
+  process.emitWarning(
+    `${path} is mounted into the sandbox as it is: this kernel cannot idmap a mount of its file system (${code || 'refused'}), so what host root owns there belongs to nobody inside, and the sandbox's root cannot write it or read its owner-only files`,
+    { code: 'VTC_MOUNT_NOT_IDMAPPED', detail: 'fix: keep it on a file system the kernel can idmap (ext4, xfs, btrfs; tmpfs from Linux 6.3; not overlayfs, which / is inside a Docker container), or make what the sandbox needs readable (and writable) by all' },
+  );
+}
+

@@ -16,7 +16,7 @@ export type RuntimeEvent =
   | { type: 'stopped'; code: number; signal?: number }
   | { type: 'error'; stage: string; path: string; errno: number; code: string; message: string }
   /** Something the sandbox runs without (an idmapped mount the file system cannot give): logged, not fatal. */
-  | { type: 'warning'; stage: string; errno: number; message: string };
+  | { type: 'warning'; stage: string; errno: number; code?: string; path?: string; message: string };
 
 export function onEvents(stream: Readable, handler: (event: RuntimeEvent) => void): void {
   let buffered = '';

@@ -64,6 +64,41 @@ describe.runIf(isRoot)('started as root', () => {
     expect(statSync(join(shared, 'output')).uid).toBe(0);
   });
 
+  test('a granted mount the kernel cannot idmap (overlayfs, as / is in a Docker job) still works, and a warning names it and the fix', async () => {
+    // Its layers on a tmpfs of the test's own: an overlay's upper layer cannot be on an overlay (the cgroup2 lane's /var/tmp).
+    const base = mkdtempSync(join(dir, 'overlay-'));
+    execFileSync('mount', ['-t', 'tmpfs', 'vtc-test', base]);
+    for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(join(base, d));
+    const merged = join(base, 'merged');
+    execFileSync('mount', ['-t', 'overlay', '-o', `lowerdir=${base}/lower,upperdir=${base}/upper,workdir=${base}/work`, 'vtc-test', merged]);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      writeFileSync(join(merged, 'private'), 'root-only\n', { mode: 0o600 });
+      writeFileSync(join(merged, 'public'), 'all\n', { mode: 0o644 });
+      await withContainer({ image: 'host', mounts: [{ source: merged, target: '/shared' }] }, async (c) => {
+        const owner = (await c.exec(['stat', '-c', '%u', '/shared/private'])).stdout.trim();
+        expect((await c.exec(['cat', '/shared/public'])).stdout).toBe('all\n');
+        await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+        const mine = warnings.filter((w) => (w as { code?: string }).code === 'VTC_MOUNT_NOT_IDMAPPED');
+        if (owner === '0') {
+          expect(mine).toEqual([]); // a kernel that idmaps overlayfs: nothing to say
+        } else {
+          expect(owner).toBe('65534');
+          expect((await c.exec(['cat', '/shared/private'])).exitCode).not.toBe(0);
+          expect(mine).toHaveLength(1);
+          expect(mine[0]!.message).toContain(`${merged} is mounted into the sandbox as it is`);
+          expect((mine[0] as { detail?: string }).detail).toMatch(/^fix: keep it on a file system the kernel can idmap/);
+        }
+      });
+    } finally {
+      process.off('warning', onWarning);
+      execFileSync('umount', [merged]);
+      execFileSync('umount', [base]);
+    }
+  });
+
   test('images keep their owners: ids stored shifted into the range read as the image\'s inside', async () => {
     const image = busyboxImage(join(dir, 'owners'), [
       { name: 'data/', type: 'dir', uid: 0, gid: 0, mode: 0o755 },
