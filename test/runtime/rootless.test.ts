@@ -35,6 +35,7 @@ const ROOTLESS_LANE: Record<string, string[]> = {
     'the sandbox\'s ids are an unprivileged host range, and its root is uid 0 only inside',
     'what host root\'s rights would open stays shut: /etc/shadow, a 0600 file of root\'s, other sandboxes\' run directories',
     'a granted mount is usable as given: its files are the sandbox root\'s, writes reach the host as root\'s',
+    'a granted mount the kernel cannot idmap (overlayfs, as / is in a Docker job) still works, and a warning names it and the fix',
     'images keep their owners: ids stored shifted into the range read as the image\'s inside',
     'mounts[].readonly: the mount and the host mount below it are read-only inside',
     'image host: the host\'s mounts are visible, and a write to one goes to the throwaway layer, never to the host',
