@@ -64,6 +64,12 @@ async function main(argv: string[]): Promise<number> {
   return command.main(rest);
 }
 
+// A reader that stopped reading (`doctor | head -1`) is no error of ours: end quietly, as shell tools do.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {

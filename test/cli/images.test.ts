@@ -1,5 +1,6 @@
 // `images list` and `images prune` on a cache the test fills through the real
 // resolver, with images written by the image tests' own OCI builder.
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -34,6 +35,18 @@ function list(cacheDir: string): Listing {
 }
 
 describe('images', () => {
+  test('a reader that stopped reading (images list | head -1) ends the listing quietly: exit 0, no EPIPE', async () => {
+    const { cacheDir } = await filledCache();
+    // The pipe's reading end is closed before the CLI writes a byte: every write of it fails with EPIPE.
+    const child = spawn(process.execPath, [join(repo, 'src/cli/main.ts'), 'images', 'list', '--cache-dir', cacheDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    const status = await new Promise((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(status).toBe(0);
+  });
+
   test('list shows each image, its layers, and the shared layer once', async () => {
     const { cacheDir, fresh, old } = await filledCache();
     const listing = list(cacheDir);
