@@ -3,29 +3,11 @@
 // and synchronous like the tar parser, so that a consumer writing files with sync calls keeps up
 // with the stream; encoding makes the records copyTo sends.
 import { SandboxError } from '../errors.ts';
+import type { UpperEntry } from '../image/commit/upper-entries.ts';
 
-export type TreeKind = 'dir' | 'file' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'socket';
-
-export interface TreeEntry {
-  /** relative to the tree's root, '/'-separated; '' is the root itself */
-  path: string;
-  kind: TreeKind;
-  /** permission bits (07777) */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** seconds since the epoch, with the nanoseconds as a fraction */
-  mtime: number;
-  /** bytes of data that follow (regular files) */
-  size: number;
-  /** a symlink's target; for a hard link, the path of the earlier entry it links to */
-  link: string;
-  devmajor: number;
-  devminor: number;
-  xattrs: Map<string, Buffer> | undefined;
-  /** tree --stage: the file's `size` bytes are not in the stream but in the stage directory, as this file */
-  staged?: number;
-}
+// One shape for a tree's entries, whoever reads them: the image layer that commit builds uses it too.
+export type TreeEntry = UpperEntry;
+export type TreeKind = TreeEntry['kind'];
 
 export interface TreeSink {
   entry(entry: TreeEntry): void;

@@ -6,6 +6,7 @@ import { isRoot, kernelOomKills } from '../helpers/host.ts';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '../runtime/helpers.ts';
 import { leftoverCgroups, nextRunCgroupParent, runVitest, sandboxCgroupsUnder, startVitestWatch } from '../helpers/run-fixture.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -13,15 +14,6 @@ const ownPidNamespace = readlinkSync('/proc/self/ns/pid').replace(/\D/g, '');
 const nameOf = (dir: string) => dir.slice(dir.lastIndexOf('/') + 1);
 /** Sandbox cgroups under parent made from another pid namespace than this one's: by a worker, in its sandbox. */
 const startedInWorkers = (parent: string) => sandboxCgroupsUnder(parent).map(nameOf).filter((name) => !name.endsWith(`-${ownPidNamespace}`));
-
-async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 /** Host pids of the processes in pid namespace ns. */
 function processesInPidNamespace(ns: string): number[] {
@@ -92,7 +84,8 @@ describe.runIf(isRoot)('pool: containerPool()', () => {
   test('a run killed outright leaves the sandboxes its files started in their workers; the next start reaps them', async () => {
     const run = startVitestWatch(join(fixtures, 'pool-crash'));
     try {
-      expect(await until(() => startedInWorkers(run.cgroupParent).length > 0, 60_000), run.output()).toBe(true);
+      await until('a sandbox started in a worker', () => startedInWorkers(run.cgroupParent).length > 0, 60_000)
+        .catch((err: Error) => { throw new Error(`${err.message}; Vitest printed:\n${run.output()}`); });
       const [started] = startedInWorkers(run.cgroupParent);
       const workerNamespace = started!.slice(started!.lastIndexOf('-') + 1);
       const workerInit = initOf(workerNamespace);
@@ -103,7 +96,7 @@ describe.runIf(isRoot)('pool: containerPool()', () => {
       run.child.kill('SIGKILL');
       process.kill(workerInit!, 'SIGKILL');
       await run.stop(0); // until Vitest's exit is collected (a zombie owner still counts as alive)
-      expect(await until(() => processesInPidNamespace(workerNamespace).length === 0, 20_000)).toBe(true);
+      await until('the worker\'s pid namespace to empty', () => processesInPidNamespace(workerNamespace).length === 0);
       // ...but nobody was left to remove its cgroup...
       expect(startedInWorkers(run.cgroupParent)).toContain(started);
       // ...until a later start under the same parent: its reaper sees that pid namespace is gone. (The

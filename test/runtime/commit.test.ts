@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startContainer, withContainer, type Container } from '../../src/index.ts';
 import { TarParser } from '../../src/image/tar/parser.ts';
 import { isRoot } from '../helpers/host.ts';
-import { busyboxImage } from '../security/helpers.ts';
+import { busyboxImage, sh } from '../security/helpers.ts';
 import { ensureImages, imagePath, repo } from '../../examples/shared/ensure-images.ts';
 
 const cache = mkdtempSync(join(tmpdir(), 'vtc-commit-cache-'));
@@ -34,12 +34,6 @@ afterAll(() => {
   rmSync(cache, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 });
-
-async function sh(c: Container, script: string): Promise<string> {
-  const r = await c.exec(['sh', '-c', script]);
-  expect(r.exitCode, `${script}\n${r.stderr}`).toBe(0);
-  return r.stdout;
-}
 
 /** The entries of a tar stream: path -> { type, mode, uid, xattrs }. */
 async function tarEntries(stream: AsyncIterable<Buffer>): Promise<Map<string, { type: string; mode: number; uid: number; xattrs: Record<string, string> }>> {

@@ -11,7 +11,7 @@ import { startContainer, withContainer, type Container } from '../../src/index.t
 import { TarParser } from '../../src/image/tar/parser.ts';
 import { isRoot, sandboxCgroups } from '../helpers/host.ts';
 import { tarArchive } from '../image/helpers/tar-builder.ts';
-import { busyboxImage } from '../security/helpers.ts';
+import { busyboxImage, sh } from '../security/helpers.ts';
 
 const cache = mkdtempSync(join(tmpdir(), 'vtc-copy-cache-'));
 const work = mkdtempSync(join(tmpdir(), 'vtc-copy-'));
@@ -34,12 +34,6 @@ afterAll(() => {
   rmSync(cache, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 });
-
-async function sh(c: Container, script: string): Promise<string> {
-  const r = await c.exec(['sh', '-c', script]);
-  expect(r.exitCode, `${script}\n${r.stderr}`).toBe(0);
-  return r.stdout;
-}
 
 async function entries(stream: AsyncIterable<Buffer>): Promise<Record<string, string>> {
   const out: Record<string, string> = {};

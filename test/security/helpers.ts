@@ -4,6 +4,7 @@ import { readFileSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import type { Container } from '../../src/index.ts';
 import { busyboxRootfs, tarOf } from '../image/helpers/host.ts';
 import { writeImage } from '../image/helpers/oci-builder.ts';
@@ -64,5 +65,12 @@ export function idmappable(path: string): boolean {
   const tmpfs = major > 6 || (major === 6 && minor >= 3);
   const type = statfsSync(path).type;
   return [0xef53, 0x58465342, 0x9123683e].includes(type) || (type === 0x01021994 && tmpfs);
+}
+
+/** Runs a shell script in the sandbox; it must succeed (its stderr is in the failure). Returns its stdout. */
+export async function sh(c: Container, script: string): Promise<string> {
+  const r = await c.exec(['sh', '-c', script]);
+  expect(r.exitCode, `${script}\n${r.stderr}`).toBe(0);
+  return r.stdout;
 }
 

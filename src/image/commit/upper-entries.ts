@@ -7,20 +7,28 @@
 // system.*). The unpacker (unpack/layer-writer.ts) turns these back into overlay form.
 import type { TarWriteEntry } from '../tar/writer.ts';
 
-/** One entry of the upper directory as the runtime reads it (src/runtime/tree-stream.ts's TreeEntry). */
+/**
+ * One entry of a file tree: the upper directory as the runtime reads it (src/runtime/tree-stream.ts
+ * decodes its records into these, as TreeEntry).
+ */
 export interface UpperEntry {
+  /** relative to the tree's root, '/'-separated; '' is the root itself */
   path: string;
   kind: 'dir' | 'file' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'socket';
+  /** permission bits (07777) */
   mode: number;
   uid: number;
   gid: number;
+  /** seconds since the epoch, with the nanoseconds as a fraction */
   mtime: number;
+  /** bytes of data that follow (regular files) */
   size: number;
+  /** a symlink's target; for a hard link, the path of the earlier entry it links to */
   link: string;
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer> | undefined;
-  /** the file's data is not in the stream but in the commit's stage directory, as the file of this number */
+  /** tree --stage: the file's `size` bytes are not in the stream but in the stage directory, as this file */
   staged?: number;
 }
 
