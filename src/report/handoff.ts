@@ -2,7 +2,7 @@
 // process, the environment in a worker, and a test result carries nothing of the
 // environment's. The reporter makes a directory and names it in the environment, which the
 // workers Jest starts afterwards inherit; each file's environment leaves a JSON file there.
-import { createHash } from 'node:crypto';
+import { createHash } from '../lazy-crypto.ts';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FileResources } from '../session/file-sandbox.ts';

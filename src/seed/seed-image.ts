@@ -4,7 +4,7 @@
 // digest and the user's inputs (the contents of migration files, a version), as IntegreSQL
 // keys its template databases. One process builds it; others wanting the same key at once
 // wait for it (a lock per key in the cache).
-import { createHash } from 'node:crypto';
+import { createHash } from '../lazy-crypto.ts';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { ContainerError, InvalidOptionsError, SeedError } from '../errors.ts';
