@@ -31,9 +31,6 @@ export default defineConfig([
       // bundler never places it in another entry's chunk (the CLI's), whose top-level code would
       // then run on that import.
       'image/index': 'src/image/index.ts',
-      // A layer's worker thread: started by path (src/image/unpack/layer-thread.ts), by the ESM and
-      // the CommonJS builds alike.
-      'image/unpack-worker': 'src/image/unpack/unpack-worker.ts',
     },
     output: {
       dir: 'dist',

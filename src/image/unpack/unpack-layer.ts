@@ -1,25 +1,20 @@
 // One layer blob -> one directory: read, hash (blob digest), decompress, hash
-// again (diff_id), parse and write, all in one pass. This thread reads the
-// blob and checks its digest and size; decompressing, parsing and writing run
-// in the layer's own worker thread (layer-thread.ts), so that several layers
-// use several cores. The directory only becomes visible in the cache (see
-// layer-store.ts) after both digests have matched.
+// again (diff_id), parse and write, all in one pass. The directory only becomes
+// visible in the cache (see cache.ts) after both digests have matched.
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { Readable, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import { ImageError } from '../../errors.ts';
 import { checkDigest, formatDigest } from '../digest.ts';
 import type { LayerPlan } from '../load-plan.ts';
 import type { OwnerShift } from '../cache-layout.ts';
-import { asImageError } from './layer-errors.ts';
-import { LayerThread } from './layer-thread.ts';
+import { TarFormatError } from '../tar/header.ts';
+import { TarParser } from '../tar/parser.ts';
+import { UnsafeEntryError } from './entry-path.ts';
+import { LayerWriter } from './layer-writer.ts';
 import type { LayerLimits, LayerStats } from './layer-writer.ts';
-import { writeLayer } from './write-layer.ts';
-import type { LayerJob, WrittenLayer } from './write-layer.ts';
-
-/** Compressed size from which a layer gets a worker thread; smaller ones are written on this thread. */
-const WORKER_MIN = 16 << 20;
 
 export interface UnpackRequest {
   reference: string;
@@ -33,10 +28,18 @@ export interface UnpackRequest {
   onBytes?: (compressedBytes: number) => void;
 }
 
+const CHUNK = 1 << 20;
+
 export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
   const what = `${req.reference}: layer ${req.layer.blobDigest ? formatDigest(req.layer.blobDigest) : req.layer.blobPath}`;
   const blobHash = createHash(req.layer.blobDigest?.algorithm ?? 'sha256');
+  const diffHash = createHash(req.layer.diffId.algorithm);
+  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, owners: req.owners, limits: req.limits });
+  const parser = new TarParser(writer);
   let blobBytes = 0;
+  let tarBytes = 0;
+  // The uncompressed stream may exceed the file data by headers and padding; allow for both.
+  const maxTarBytes = req.limits.maxBytes + req.limits.maxEntries * 1024 + (1 << 20);
 
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
@@ -52,25 +55,31 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
       done(null, chunk);
     },
   });
-  const job: LayerJob = { root: req.root, privileged: req.privileged, owners: req.owners, limits: req.limits, diffIdAlgorithm: req.layer.diffId.algorithm };
-  const thread = (req.layer.blobSize ?? 0) >= WORKER_MIN ? new LayerThread(job, what) : undefined;
-  let written: WrittenLayer | undefined;
+  const decompress = new Decompressor();
   try {
-    if (thread) await pipeline(req.open(), tap, thread);
-    else written = await pipeline(req.open(), tap, (blob: AsyncIterable<Buffer>) => writeLayer(blob, job));
+    await pipeline(req.open(), tap, decompress, async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) {
+        tarBytes += chunk.length;
+        if (tarBytes > maxTarBytes) throw new UnsafeEntryError('IMAGE_LAYER_TOO_LARGE', `layer decompresses to more than ${maxTarBytes} bytes`);
+        diffHash.update(chunk);
+        parser.push(chunk);
+      }
+    });
+    parser.finish();
+    writer.finish();
   } catch (err) {
-    await thread?.stop(); // before anything reads the blob again or removes the directory
     throw await blobMismatch(req, what) ?? asImageError(err, what);
+  } finally {
+    writer.abort();
   }
-  await thread?.stop();
   checkDigest(`${what}`, req.layer.blobDigest, blobHash.digest('hex'), req.layer.blobSize, blobBytes);
-  const { stats, diffHex } = thread?.written ?? written!;
+  const diffHex = diffHash.digest('hex');
   if (diffHex !== req.layer.diffId.hex) {
     throw new ImageError('IMAGE_DIFFID_MISMATCH',
       `${what}: uncompressed content hashes to ${req.layer.diffId.algorithm}:${diffHex}, the config's diff_id is ${formatDigest(req.layer.diffId)}`,
       { fix: 'the image is corrupt or its config does not belong to these layers; re-export it' });
   }
-  return stats;
+  return writer.stats;
 }
 
 /**
@@ -99,5 +108,63 @@ async function blobMismatch(req: UnpackRequest, what: string): Promise<ImageErro
     return undefined;
   } catch (err) {
     return err instanceof ImageError && (err.code === 'IMAGE_DIGEST_MISMATCH' || err.code === 'IMAGE_SIZE_MISMATCH') ? err : undefined;
+  }
+}
+
+function asImageError(err: unknown, what: string): Error {
+  if (err instanceof ImageError) return err;
+  if (err instanceof UnsafeEntryError) {
+    return new ImageError(err.code, `${what}: ${err.message}`, {
+      fix: err.code === 'IMAGE_CACHE_NO_XATTR'
+        ? 'put the cache on ext4, xfs, btrfs or tmpfs (VITEST_CONTAINER_CACHE=DIR)'
+        : 'the layer is malformed or hostile; it was not unpacked. Rebuild the image with a standard tool',
+    });
+  }
+  if (err instanceof TarFormatError) return new ImageError('IMAGE_LAYER_CORRUPT', `${what}: ${err.message}`, { cause: err });
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code?.startsWith('Z_') || e?.code === 'ERR_ZLIB_INITIALIZATION_FAILED' || /zstd|incorrect header|unexpected end/i.test(e?.message ?? '')) {
+    return new ImageError('IMAGE_LAYER_CORRUPT', `${what}: cannot decompress: ${e.message}`, { cause: err, fix: 'the blob is truncated or corrupt; re-export the image' });
+  }
+  // A full disk is the cache's to explain (layer-store's cacheFault names the cache and the fix).
+  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') return e;
+  return new ImageError('IMAGE_UNPACK_FAILED', `${what}: ${e?.message ?? String(err)}`, { cause: err });
+}
+
+/**
+ * Picks gzip, zstd or nothing from the first bytes, whatever the media type
+ * says: legacy archives carry no media type, and the digests decide validity.
+ */
+class Decompressor extends Transform {
+  private inner: Transform | undefined;
+  private plain = false;
+  private pendingDone: TransformCallback | undefined;
+
+  constructor() {
+    super({ readableHighWaterMark: 8 * CHUNK });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (!this.inner && !this.plain) this.choose(chunk);
+    if (this.plain) return done(null, chunk);
+    if (this.inner!.write(chunk)) done();
+    else this.inner!.once('drain', () => done());
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (!this.inner) return done();
+    this.pendingDone = done;
+    this.inner.end();
+  }
+
+  private choose(head: Buffer): void {
+    if (head[0] === 0x1f && head[1] === 0x8b) this.inner = zlib.createGunzip({ chunkSize: CHUNK });
+    else if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) this.inner = zlib.createZstdDecompress({ chunkSize: CHUNK });
+    else {
+      this.plain = true;
+      return;
+    }
+    this.inner.on('data', (out: Buffer) => this.push(out));
+    this.inner.on('error', (err) => this.destroy(err));
+    this.inner.on('end', () => this.pendingDone?.());
   }
 }
