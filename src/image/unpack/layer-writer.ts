@@ -12,7 +12,7 @@
 // CVEs is exactly these cases (see src/image/README.md).
 import {
   closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync,
-  mkdirSync, openSync, renameSync, symlinkSync, unlinkSync, write, writeSync, chmodSync, utimesSync,
+  mkdirSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync, chmodSync, utimesSync,
 } from 'node:fs';
 import type { TarEntry, TarSink } from '../tar/parser.ts';
 import type { OwnerShift } from '../cache-layout.ts';
@@ -45,15 +45,7 @@ export interface WriterOptions {
   /** as root: the image's ids are stored shifted into the id range sandboxes map (see src/id-range.ts) */
   owners?: OwnerShift;
   limits: LayerLimits;
-  /**
-   * Write large data chunks on the thread pool (see WriteBehind below); the caller then awaits
-   * idle() now and then, and before finish() or abort().
-   */
-  writeBehind?: boolean;
 }
-
-/** Data chunks from this size on are written on the thread pool when writeBehind is set. */
-const WRITE_BEHIND_MIN = 64 << 10;
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
@@ -69,24 +61,9 @@ export class LayerWriter implements TarSink {
   private readonly opts: WriterOptions;
   private fd = -1;
   private file: TarEntry | undefined;
-  /** the current file's write offset; its pending pool writes, when it has any */
-  private position = 0;
-  private behind: PendingFile | undefined;
-  private readonly pool = new WriteBehind();
 
   constructor(opts: WriterOptions) {
     this.opts = opts;
-  }
-
-  /** Bytes handed to the thread pool and not yet written. */
-  get bytesInFlight(): number {
-    return this.pool.bytes;
-  }
-
-  /** Resolves once at most maxBytes are in flight; throws the first failed write. */
-  async idle(maxBytes = 0): Promise<void> {
-    await this.pool.idle(maxBytes);
-    this.pool.throwIfFailed();
   }
 
   entry(e: TarEntry): void {
@@ -120,39 +97,23 @@ export class LayerWriter implements TarSink {
 
   data(chunk: Buffer): void {
     if (this.fd < 0) return; // data of a non-file entry is skipped
-    this.pool.throwIfFailed();
-    const position = this.position;
-    this.position += chunk.length;
-    // Files with xattrs stay synchronous: a write after setting security.capability would clear it.
-    if (this.opts.writeBehind && chunk.length >= WRITE_BEHIND_MIN && !this.file!.xattrs) {
-      this.behind ??= { fd: this.fd, pending: 0, ended: false, finish: () => {} };
-      this.pool.write(this.behind, chunk, position);
-      return;
-    }
     let off = 0;
-    while (off < chunk.length) off += writeSync(this.fd, chunk, off, chunk.length - off, position + off);
+    while (off < chunk.length) off += writeSync(this.fd, chunk, off, chunk.length - off);
   }
 
   endEntry(): void {
     if (this.fd < 0 || !this.file) return;
     const e = this.file;
     const fd = this.fd;
-    const behind = this.behind;
     this.fd = -1;
     this.file = undefined;
-    this.behind = undefined;
-    // Owner, mode and times by descriptor, once the data is written: the path may be another file by then.
-    const finish = (): void => {
-      try {
-        if (this.opts.privileged) fchownSync(fd, ...this.hostIds(e));
-        fchmodSync(fd, this.fileMode(e.mode)); // after chown, which clears setuid bits
-        futimesSync(fd, e.mtime, e.mtime);
-      } finally {
-        closeSync(fd);
-      }
-    };
-    if (behind) return this.pool.end(behind, finish);
-    finish();
+    try {
+      if (this.opts.privileged) fchownSync(fd, ...this.hostIds(e));
+      fchmodSync(fd, this.fileMode(e.mode)); // after chown, which clears setuid bits
+      futimesSync(fd, e.mtime, e.mtime);
+    } finally {
+      closeSync(fd);
+    }
     this.applyXattrs(this.abs(normalizeEntryPath(e.path)), e);
   }
 
@@ -166,11 +127,10 @@ export class LayerWriter implements TarSink {
     }
   }
 
-  /** Closes a file left open by a failed unpack. With writeBehind, only once idle(): a descriptor is never closed under a pending write. */
+  /** Closes a file left open by a failed unpack. */
   abort(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
-    this.behind = undefined;
   }
 
   private abs(rel: string): string {
@@ -200,7 +160,6 @@ export class LayerWriter implements TarSink {
     this.clear(rel);
     this.fd = openSync(this.abs(rel), CREATE_FLAGS, 0o600);
     this.file = e;
-    this.position = 0;
     this.kinds.set(rel, 'file');
   }
 
@@ -393,80 +352,5 @@ export class LayerWriter implements TarSink {
     if (name.startsWith('trusted.') || name.startsWith('user.overlay.')) return false;
     if (name.startsWith('user.')) return true;
     return this.opts.privileged && name === 'security.capability';
-  }
-}
-
-/** A file with data writes on the thread pool: finish() (owner, mode, times, close) runs once they are all done and its entry has ended. */
-interface PendingFile {
-  fd: number;
-  pending: number;
-  ended: boolean;
-  finish: () => void;
-}
-
-/**
- * Data writes on the thread pool (fs.write at an explicit position), so that copying file data into
- * the page cache runs beside this thread's parsing and hashing instead of after it. The first
- * failure is kept and thrown at the next data() or idle(); a failed file is still closed, never
- * finished.
- */
-class WriteBehind {
-  bytes = 0;
-  #writes = 0;
-  #failure: Error | undefined;
-  #waiters: { maxBytes: number; resolve: () => void }[] = [];
-
-  write(file: PendingFile, chunk: Buffer, position: number): void {
-    file.pending++;
-    this.#writes++;
-    this.bytes += chunk.length;
-    const settle = (err: Error | null): void => {
-      this.bytes -= chunk.length;
-      this.#writes--;
-      file.pending--;
-      if (err) this.#failure ??= err;
-      if (file.ended && file.pending === 0) this.#finish(file);
-      this.#wake();
-    };
-    const rest = (off: number): void => {
-      write(file.fd, chunk, off, chunk.length - off, position + off, (err, n) => {
-        if (err || off + n >= chunk.length) settle(err);
-        else rest(off + n); // a short write: the remainder
-      });
-    };
-    rest(0);
-  }
-
-  /** The file's entry is done: finish it now, or after its last pending write. */
-  end(file: PendingFile, finish: () => void): void {
-    file.ended = true;
-    file.finish = finish;
-    if (file.pending === 0) this.#finish(file);
-  }
-
-  idle(maxBytes: number): Promise<void> {
-    if (this.#writes === 0 || this.bytes <= maxBytes) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ maxBytes, resolve }));
-  }
-
-  throwIfFailed(): void {
-    if (this.#failure) throw this.#failure;
-  }
-
-  #finish(file: PendingFile): void {
-    try {
-      if (this.#failure) closeSync(file.fd);
-      else file.finish();
-    } catch (err) {
-      this.#failure ??= err as Error;
-    }
-  }
-
-  #wake(): void {
-    this.#waiters = this.#waiters.filter((w) => {
-      if (this.#writes > 0 && this.bytes > w.maxBytes) return true;
-      w.resolve();
-      return false;
-    });
   }
 }

@@ -29,14 +29,12 @@ export interface UnpackRequest {
 }
 
 const CHUNK = 1 << 20;
-/** File data handed to the thread pool and not yet written, at most (a few large files' worth). */
-const MAX_WRITES_IN_FLIGHT = 8 * CHUNK;
 
 export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
   const what = `${req.reference}: layer ${req.layer.blobDigest ? formatDigest(req.layer.blobDigest) : req.layer.blobPath}`;
   const blobHash = createHash(req.layer.blobDigest?.algorithm ?? 'sha256');
   const diffHash = createHash(req.layer.diffId.algorithm);
-  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, owners: req.owners, limits: req.limits, writeBehind: true });
+  const writer = new LayerWriter({ root: req.root, privileged: req.privileged, owners: req.owners, limits: req.limits });
   const parser = new TarParser(writer);
   let blobBytes = 0;
   let tarBytes = 0;
@@ -65,16 +63,14 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
         if (tarBytes > maxTarBytes) throw new UnsafeEntryError('IMAGE_LAYER_TOO_LARGE', `layer decompresses to more than ${maxTarBytes} bytes`);
         diffHash.update(chunk);
         parser.push(chunk);
-        if (writer.bytesInFlight > MAX_WRITES_IN_FLIGHT) await writer.idle(MAX_WRITES_IN_FLIGHT / 2);
       }
     });
     parser.finish();
-    await writer.idle();
     writer.finish();
   } catch (err) {
-    await writer.idle().catch(() => {}); // nothing is closed, reread or removed under a pending write
-    writer.abort();
     throw await blobMismatch(req, what) ?? asImageError(err, what);
+  } finally {
+    writer.abort();
   }
   checkDigest(`${what}`, req.layer.blobDigest, blobHash.digest('hex'), req.layer.blobSize, blobBytes);
   const diffHex = diffHash.digest('hex');
