@@ -107,6 +107,7 @@ try {
   const samples: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   await contenders.ours!(); // the registry's files into the page cache, our modules loaded
+  const loadAtStart = loadavg();
   for (let round = 0; round < RUNS; round++) {
     for (const [name, fn] of Object.entries(contenders)) {
       let used = 0;
@@ -120,7 +121,8 @@ try {
   say(`pull of rootfs/ postgres (${manifest.layers.length} layers, ${(compressed / 1e6).toFixed(1)} MB compressed) from docker-registry ${registry.host}, cold cache; ${RUNS} rounds, interleaved; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`);
   say();
   const oursCpu = median(cpu.ours!);
-  say(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')} (other work on the machine)`);
+  const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' ');
+  say(`load average (1, 5, 15 min) at the start: ${load(loadAtStart)}, at the end: ${load(loadavg())} (other work on the machine)`);
   say();
   say('| contender | median ms | min ms | max ms | ours ÷ it (wall) | CPU ms (user+sys), median | ours ÷ it (CPU) |');
   say('|---|---:|---:|---:|---:|---:|---:|');
