@@ -9,7 +9,14 @@
 // image of several similar layers, straight and through a proxy that limits
 // each connection to a fixed rate (as a remote registry's CDN does).
 //
-//   npx node bench/pull.bench.ts [--runs 5] [--warm 200] [--no-write]
+//   npx node bench/pull.bench.ts [--runs 5] [--warm 200] [--no-write] [--delete-between]
+//
+// Every pull gets a new empty directory, and none is removed before the end. This VM's root is
+// ext4 without a journal, where allocating an inode skips every inode freed in the last 60-360 s
+// (recently_deleted(), a buffer lookup each): emptying the last round's directory (~2,800 files)
+// right before a pull made creating files cost up to 2.5-4 s of sys time instead of ~0.3 s, for
+// whichever contender creates files (ours, podman). --delete-between does that again, as the runs
+// before 2026-12-03's last one did.
 //
 // Needs root (podman), docker-registry, skopeo, podman; builds postgres with rootfs/ when missing.
 import { spawnSync } from 'node:child_process';
@@ -35,6 +42,7 @@ const arg = (name: string, fallback: string): string => {
 const RUNS = Number(arg('runs', '5'));
 const WARM = Number(arg('warm', '200'));
 const WRITE = !process.argv.includes('--no-write');
+const DELETE_BETWEEN = process.argv.includes('--delete-between');
 
 if (process.getuid?.() !== 0) {
   console.error('pull.bench.ts needs root (podman pull into a private storage, in a private mount namespace).');
@@ -48,8 +56,10 @@ for (const tool of ['docker-registry', 'skopeo', 'podman', 'unshare']) {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'vtc-pull-bench-'));
+let made = 0;
+/** An empty directory: a new one each time (see the top), or with --delete-between the same one emptied. */
 const fresh = (name: string): string => {
-  const dir = join(work, name);
+  const dir = join(work, DELETE_BETWEEN ? name : `${name}-${made++}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   return dir;
@@ -81,19 +91,21 @@ try {
 
   const podmanArgs = (dir: string): string[] => ['--root', `${dir}/storage`, '--runroot', `${dir}/run`, '--tmpdir', `${dir}/tmp`,
     '--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
-  /** A child's CPU time (user + sys, its own children included) through GNU time. */
-  const timed = async (cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<number> => {
+  /** CPU ms: user + sys, and sys alone (the kernel's part: creating files, copying data into the page cache). */
+  type Cpu = { total: number; sys: number };
+  /** A child's CPU time (its own children included) through GNU time. */
+  const timed = async (cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Cpu> => {
     const out = join(work, 'cpu-time');
     await execa('/usr/bin/time', ['-f', '%U %S', '-o', out, cmd, ...args], { env });
     const [user = 0, sys = 0] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-    return (user + sys) * 1000;
+    return { total: (user + sys) * 1000, sys: sys * 1000 };
   };
-  const contenders: Record<string, () => Promise<number>> = {
+  const contenders: Record<string, () => Promise<Cpu>> = {
     ours: async () => {
       const before = process.cpuUsage(); // the whole process: the thread pool's inflating included
       await resolveImage(ref, { cacheDir: fresh('ours'), pull: 'always', progress: false });
       const used = process.cpuUsage(before);
-      return (used.user + used.system) / 1000;
+      return { total: (used.user + used.system) / 1000, sys: used.system / 1000 };
     },
     'ours (CLI process)': () => timed(process.execPath, [join(repo, 'dist/cli/main.js'), 'pull', '-q', ref, '--cache-dir', fresh('ours-cli')]),
     // Its overlay driver mounts in its storage: a private mount namespace drops whatever it mounts.
@@ -106,27 +118,35 @@ try {
   };
   const samples: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
+  const sys: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   await contenders.ours!(); // the registry's files into the page cache, our modules loaded
+  const loadAtStart = loadavg();
   for (let round = 0; round < RUNS; round++) {
     for (const [name, fn] of Object.entries(contenders)) {
-      let used = 0;
+      let used: Cpu = { total: 0, sys: 0 };
       samples[name]!.push(await time(async () => {
         used = await fn();
       }));
-      cpu[name]!.push(used);
+      cpu[name]!.push(used.total);
+      sys[name]!.push(used.sys);
     }
   }
   const ours = median(samples.ours!);
   say(`pull of rootfs/ postgres (${manifest.layers.length} layers, ${(compressed / 1e6).toFixed(1)} MB compressed) from docker-registry ${registry.host}, cold cache; ${RUNS} rounds, interleaved; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); node ${process.version}`);
   say();
   const oursCpu = median(cpu.ours!);
-  say(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')} (other work on the machine)`);
+  const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' ');
+  say(`load average (1, 5, 15 min) at the start: ${load(loadAtStart)}, at the end: ${load(loadavg())} (other work on the machine)`);
   say();
-  say('| contender | median ms | min ms | max ms | ours ÷ it (wall) | CPU ms (user+sys), median | ours ÷ it (CPU) |');
-  say('|---|---:|---:|---:|---:|---:|---:|');
+  say(DELETE_BETWEEN
+    ? 'each contender\'s directory emptied right before its pull (--delete-between)'
+    : 'every pull into a new directory, nothing removed until the end (see the top of pull.bench.ts)');
+  say();
+  say('| contender | median ms | min ms | max ms | ours ÷ it (wall) | CPU ms (user+sys), median | of which sys | ours ÷ it (CPU) |');
+  say('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [name, xs] of Object.entries(samples)) {
     const c = median(cpu[name]!);
-    say(`| ${name} | ${median(xs).toFixed(0)} | ${Math.min(...xs).toFixed(0)} | ${Math.max(...xs).toFixed(0)} | ${(ours / median(xs)).toFixed(2)}x | ${c.toFixed(0)} | ${(oursCpu / c).toFixed(2)}x |`);
+    say(`| ${name} | ${median(xs).toFixed(0)} | ${Math.min(...xs).toFixed(0)} | ${Math.max(...xs).toFixed(0)} | ${(ours / median(xs)).toFixed(2)}x | ${c.toFixed(0)} | ${median(sys[name]!).toFixed(0)} | ${(oursCpu / c).toFixed(2)}x |`);
   }
 
   // Warm cache: what every test file pays.
