@@ -3,7 +3,8 @@
 // (a file that never touches its container, and one that runs `container.exec(['true'])`
 // once), interleaved round-robin in one process so machine noise hits every variant
 // alike. Reports wall time per run (median, p25..p75, min) and the added ms per file,
-// plus Vitest's own per-file durations (TestModule.diagnostic()) from a small reporter.
+// plus Vitest's own per-file durations (TestModule.diagnostic()) from a small reporter,
+// and, where a cgroup v1 cpuacct hierarchy allows, each run's CPU time (runner-suite.ts).
 //
 //   npm run build   (or: node native/build.mjs && npx tsc -p tsconfig.json) — the
 //                   environment is loaded from dist/ through node_modules/vitest-environment-container
@@ -124,6 +125,20 @@ if (base) {
   }
   out.push('', `With ${MAX_WORKERS} workers, a file's own latency grows by about ${MAX_WORKERS}× the wall-clock figure (files run ${MAX_WORKERS} at a time).`, '');
 }
+const cpu = new Map(variants.map((v) => [v.name, results.get(v.name)!.map((r) => r.cpuMs)]));
+if (base && [...cpu.values()].flat().every((c) => c !== undefined)) {
+  // Less swayed by the machine than wall time (see bench/README-runner.md), and it shows what a
+  // file costs where the cores are the limit.
+  const cpuOf = (name: string) => summarize(cpu.get(name)! as number[]);
+  out.push('CPU time of each whole run (Vitest, its workers, the spawner and the sandboxes; a cpuacct cgroup per run), against `node`:', '',
+    '| variant | CPU median ms | p25–p75 | added CPU per file, medians | paired per round |', '|---|---:|---:|---:|---:|');
+  for (const v of variants) {
+    const c = cpuOf(v.name);
+    const paired = summarize(cpu.get(v.name)!.map((x, i) => x! - cpu.get('node')![i]!));
+    out.push(`| ${v.name} | ${f0(c.median)} | ${f0(c.p25)}–${f0(c.p75)} | ${v.name === 'node' ? '' : `${f1((c.median - cpuOf('node').median) / FILES)} ms`} | ${v.name === 'node' ? '' : `${f1(paired.median / FILES)} ms`} |`);
+  }
+  out.push('');
+}
 
 // Vitest's per-file durations: median over all files of all rounds.
 out.push("Vitest's own per-file durations (`TestModule.diagnostic()`, median over files × rounds, ms).",
@@ -148,6 +163,11 @@ out.push(`Cgroups left behind after all container runs: ${leftovers.length ? lef
 out.push('Raw wall times (ms, in round order):', '');
 for (const v of variants) out.push(`- ${v.name}: ${results.get(v.name)!.map((r) => f0(r.wallMs)).join(', ')}`);
 out.push('');
+if ([...cpu.values()].flat().every((c) => c !== undefined)) {
+  out.push('Raw CPU times (ms, in round order):', '');
+  for (const v of variants) out.push(`- ${v.name}: ${cpu.get(v.name)!.map((c) => f0(c!)).join(', ')}`);
+  out.push('');
+}
 
 const text = out.join('\n');
 console.log(`\n${text}`);
