@@ -125,17 +125,21 @@ if (base) {
   }
   out.push('', `With ${MAX_WORKERS} workers, a file's own latency grows by about ${MAX_WORKERS}× the wall-clock figure (files run ${MAX_WORKERS} at a time).`, '');
 }
+// Each run's CPU, when every run could be counted (a cpuacct cgroup per run, see runner-suite.ts).
 const cpu = new Map(variants.map((v) => [v.name, results.get(v.name)!.map((r) => r.cpuMs)]));
-if (base && [...cpu.values()].flat().every((c) => c !== undefined)) {
+const cpuRuns = [...cpu.values()].every((runs) => runs.every((c) => c !== undefined)) ? cpu as Map<string, number[]> : undefined;
+if (base && cpuRuns) {
   // Less swayed by the machine than wall time (see bench/README-runner.md), and it shows what a
   // file costs where the cores are the limit.
-  const cpuOf = (name: string) => summarize(cpu.get(name)! as number[]);
+  const nodeCpu = cpuRuns.get('node')!;
+  const nodeMedian = summarize(nodeCpu).median;
   out.push('CPU time of each whole run (Vitest, its workers, the spawner and the sandboxes; a cpuacct cgroup per run), against `node`:', '',
     '| variant | CPU median ms | p25–p75 | added CPU per file, medians | paired per round |', '|---|---:|---:|---:|---:|');
   for (const v of variants) {
-    const c = cpuOf(v.name);
-    const paired = summarize(cpu.get(v.name)!.map((x, i) => x! - cpu.get('node')![i]!));
-    out.push(`| ${v.name} | ${f0(c.median)} | ${f0(c.p25)}–${f0(c.p75)} | ${v.name === 'node' ? '' : `${f1((c.median - cpuOf('node').median) / FILES)} ms`} | ${v.name === 'node' ? '' : `${f1(paired.median / FILES)} ms`} |`);
+    const runs = cpuRuns.get(v.name)!;
+    const c = summarize(runs);
+    const paired = summarize(runs.map((x, i) => x - nodeCpu[i]!));
+    out.push(`| ${v.name} | ${f0(c.median)} | ${f0(c.p25)}–${f0(c.p75)} | ${v.name === 'node' ? '' : `${f1((c.median - nodeMedian) / FILES)} ms`} | ${v.name === 'node' ? '' : `${f1(paired.median / FILES)} ms`} |`);
   }
   out.push('');
 }
@@ -163,9 +167,9 @@ out.push(`Cgroups left behind after all container runs: ${leftovers.length ? lef
 out.push('Raw wall times (ms, in round order):', '');
 for (const v of variants) out.push(`- ${v.name}: ${results.get(v.name)!.map((r) => f0(r.wallMs)).join(', ')}`);
 out.push('');
-if ([...cpu.values()].flat().every((c) => c !== undefined)) {
+if (cpuRuns) {
   out.push('Raw CPU times (ms, in round order):', '');
-  for (const v of variants) out.push(`- ${v.name}: ${cpu.get(v.name)!.map((c) => f0(c!)).join(', ')}`);
+  for (const v of variants) out.push(`- ${v.name}: ${cpuRuns.get(v.name)!.map(f0).join(', ')}`);
   out.push('');
 }
 

@@ -171,7 +171,7 @@ export interface RunResult {
 // shared VM wall time drifts by 20-35 % between runs of the same work; CPU time drifts much less.
 const cpuacctRoot = '/sys/fs/cgroup/cpuacct';
 /** Whether runs are counted: a cgroup v1 cpuacct hierarchy that we may write to (root). */
-export const cpuAccounting = existsSync(join(cpuacctRoot, 'cpuacct.usage')) && process.getuid?.() === 0;
+const cpuAccounting = existsSync(join(cpuacctRoot, 'cpuacct.usage')) && process.getuid?.() === 0;
 let accountingGroups = 0;
 
 const cgroupRoots = ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset'].map((c) => `/sys/fs/cgroup/${c}`).filter(existsSync);
