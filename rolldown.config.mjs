@@ -24,6 +24,8 @@ export default defineConfig([
       'vitest/file-setup': 'src/vitest/file-setup.ts',
       // The pool's worker process: started by path (src/pool/worker.ts), so an entry of its own.
       'pool/worker-entry': 'src/pool/worker-entry.ts',
+      // The run's sandbox service: started by path (src/service/client.ts).
+      'service/main': 'src/service/main.ts',
       // Reporters: loaded by path by the runners.
       'vitest/reporter': 'src/vitest/reporter.ts',
       'jest/reporter': 'src/jest/reporter.ts',

@@ -81,9 +81,32 @@ export interface ContainerInit {
   cgroup: SandboxCgroup | undefined;
   rootless: boolean;
   resolveUser: (user: string) => Promise<ProcessSpec['user']>;
-  /** The sandbox's monitor, already started (see launch.ts). */
+  /** The sandbox's monitor, already started (see launch.ts), or a relay of it (see remote). */
   monitor: RuntimeProcess;
   runRoot: string;
+  /**
+   * Set when another process owns the sandbox (the run's sandbox service, src/service/) and this
+   * is its mirror in a test worker: the monitor is a relay, the owner stops it and removes its
+   * cgroup and bundle, and this process only uses it (exec, files, ports, logs, stats).
+   */
+  remote?: RemoteOwner;
+  /** A mirror's start: the monitor's events and the sandbox's log until then, as its owner saw them. */
+  replay?: { events: RuntimeEvent[]; log: Buffer };
+}
+
+/** What a mirror asks of the process that owns its sandbox. */
+export interface RemoteOwner {
+  /** The owner's stop(): resolves once it asked (the exit arrives through the relay). */
+  stop(timeoutMs: number): Promise<void>;
+  /** The stats the owner read when the sandbox ended. */
+  finalStats(): ContainerStats | undefined;
+}
+
+/** Receives, in order, what a sandbox's monitor says: see Container.relay(). */
+export interface RelaySink {
+  event(e: RuntimeEvent): void;
+  log(chunk: Buffer): void;
+  closed(stats: ContainerStats | undefined): void;
 }
 
 function signalName(n: number | undefined): NodeJS.Signals | undefined {
@@ -110,6 +133,8 @@ export class Container implements AsyncDisposable {
   readonly #control: Writable;
   readonly #logChunks: Buffer[] = [];
   #logBytes = 0;
+  /** Every byte logged so far, including those the 16 MiB cap dropped: where a relay's log starts. */
+  #logTotal = 0;
   readonly #followers = new Set<PassThrough>();
   readonly #ports = new Map<number, number>();
   /** The sandbox's pid namespace: exec and file access check it, so a reused pid is never joined. */
@@ -125,10 +150,13 @@ export class Container implements AsyncDisposable {
   #stopRequested = false;
   readonly #exited: Promise<ExitInfo>;
   readonly started: Promise<void>;
+  /** Every event of the monitor so far and who else follows them (see relay()). */
+  readonly #events: RuntimeEvent[] = [];
+  readonly #relays = new Set<RelaySink>();
 
   constructor(init: ContainerInit) {
     this.#init = init;
-    liveContainers.add(this);
+    if (!init.remote) liveContainers.add(this);
     this.id = init.id;
     this.hostname = init.hostname;
     this.image = init.image;
@@ -150,8 +178,10 @@ export class Container implements AsyncDisposable {
     });
     this.started.catch(() => {}); // observed through startContainer
     this.held = new Promise((resolve) => { this.#onHeld = resolve; });
-    onEvents(this.#monitor.status, (e: RuntimeEvent) => {
+    const onEvent = (e: RuntimeEvent) => {
       log('%s event %o', this.id, e);
+      this.#events.push(e);
+      for (const r of this.#relays) r.event(e);
       switch (e.type) {
         case 'created': this.pid = e.pid; this.#pidNamespace = pidNamespaceOf(e.pid); break;
         case 'port': this.#ports.set(e.port, e.hostPort); break;
@@ -167,7 +197,10 @@ export class Container implements AsyncDisposable {
           if (e.stage === 'idmap' && e.path) warnNotIdmapped(e.path, e.code);
           break;
       }
-    });
+    };
+    for (const e of init.replay?.events ?? []) onEvent(e);
+    if (init.replay?.log.length) this.#log(init.replay.log);
+    onEvents(this.#monitor.status, onEvent);
     this.#exited = this.#monitor.closed.then(() => this.#finish()).then((info) => {
       if (!startSettled) rejectStarted(new SandboxError('SANDBOX_EXITED', `the sandbox ended before its process started: ${this.logs().slice(-2000)}`));
       return info;
@@ -177,14 +210,41 @@ export class Container implements AsyncDisposable {
   #log(chunk: Buffer): void {
     this.#logChunks.push(chunk);
     this.#logBytes += chunk.length;
+    this.#logTotal += chunk.length;
     while (this.#logBytes > MAX_LOG_BYTES && this.#logChunks.length > 1) this.#logBytes -= this.#logChunks.shift()!.length;
     for (const f of this.#followers) f.write(chunk);
+    for (const r of this.#relays) r.log(chunk);
+  }
+
+  /** @internal What a mirror of this sandbox in another process needs to be made (src/service/). */
+  mirrorable(): { runDir: string; runRoot: string; cgroupPath: string | undefined; rootless: boolean; events: RuntimeEvent[]; log: string; logTotal: number } {
+    return {
+      runDir: this.#init.runDir, runRoot: this.#init.runRoot, cgroupPath: this.#init.cgroup?.path, rootless: this.#init.rootless,
+      events: [...this.#events], log: this.logs(), logTotal: this.#logTotal,
+    };
+  }
+
+  /**
+   * @internal Follows this sandbox for a mirror in another process (src/service/) that has seen
+   * `events` of its events and `logTotal` bytes of its log (see mirrorable()): the rest of both,
+   * then what comes, then its end. Returns a function that stops following.
+   */
+  relay(sink: RelaySink, seen: { events: number; logTotal: number }): () => void {
+    for (const e of this.#events.slice(seen.events)) sink.event(e);
+    const unseen = Math.min(this.#logTotal - seen.logTotal, this.#logBytes);
+    if (unseen > 0) sink.log(Buffer.concat(this.#logChunks).subarray(this.#logBytes - unseen));
+    if (this.#exit) sink.closed(this.#finalStats);
+    else this.#relays.add(sink);
+    return () => this.#relays.delete(sink);
   }
 
   async #finish(): Promise<ExitInfo> {
     const cgroup = this.#init.cgroup;
     let oomKills = 0;
-    if (cgroup) {
+    if (this.#init.remote) {
+      this.#finalStats = this.#init.remote.finalStats();
+      oomKills = this.#finalStats?.oomKills ?? 0;
+    } else if (cgroup) {
       try {
         this.#finalStats = toStats(cgroup.stats());
         oomKills = this.#finalStats.oomKills;
@@ -193,7 +253,7 @@ export class Container implements AsyncDisposable {
         log('%s cgroup cleanup failed: %o', this.id, err);
       }
     }
-    removeBundle(this.#init.runDir);
+    if (!this.#init.remote) removeBundle(this.#init.runDir);
     liveContainers.delete(this);
     for (const f of this.#followers) f.end();
     this.#followers.clear();
@@ -201,6 +261,8 @@ export class Container implements AsyncDisposable {
     const main = this.#mainExit ?? { code: 125 };
     this.#exit = { exitCode: main.code, signal: signalName(main.signal), oomKilled: oomKills > 0 };
     log('%s finished %o', this.id, this.#exit);
+    for (const r of this.#relays) r.closed(this.#finalStats);
+    this.#relays.clear();
     return this.#exit;
   }
 
@@ -233,6 +295,7 @@ export class Container implements AsyncDisposable {
 
   /** Synchronous last resort at process exit: kill everything in the sandbox, remove its cgroup and bundle. */
   destroyNow(): void {
+    if (this.#init.remote) return; // its owner's to do
     try {
       this.#init.cgroup?.removeNow();
     } catch (err) {
@@ -290,6 +353,10 @@ export class Container implements AsyncDisposable {
   async stop(options: { timeout?: number } = {}): Promise<ExitInfo> {
     this.#stopRequested = true;
     if (!this.running) return this.#exited;
+    if (this.#init.remote) {
+      await this.#init.remote.stop(options.timeout ?? this.options.stopTimeout);
+      return this.#exited;
+    }
     const stopSignal = (this.image.config.StopSignal as NodeJS.Signals | undefined) ?? 'SIGTERM';
     this.kill(os.signals[stopSignal] ? stopSignal : 'SIGTERM');
     const timeout = options.timeout ?? this.options.stopTimeout;

@@ -114,6 +114,9 @@ class SpawnerChannel {
   /** Who waits for the next reply line, in order; what a line means is theirs to say. */
   readonly #waiting: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
   #closed = false;
+  #onClosed!: () => void;
+  /** Resolves once the spawner has closed the channel (a shared one: the test run is over). */
+  readonly ended = new Promise<void>((resolve) => { this.#onClosed = resolve; });
 
   constructor(out: Writable, replies: Readable) {
     this.#out = out;
@@ -130,6 +133,7 @@ class SpawnerChannel {
     const close = () => {
       if (this.#closed) return;
       this.#closed = true;
+      this.#onClosed();
       for (const w of this.#waiting.splice(0)) w.reject(new ChannelClosed('the spawner ended before it answered'));
     };
     for (const s of [out, replies]) s.on('error', close).on('close', close);
@@ -203,6 +207,26 @@ async function sharedChannel(path: string, owner: number): Promise<SpawnerChanne
   return undefined;
 }
 
+/** Where the shared spawner of the test run whose main process is owner listens; undefined once that process is gone. */
+function sharedSpawnerPath(runRoot: string, owner: number): string | undefined {
+  const ownerId = processId(owner);
+  // Keyed by the binary too: two copies of this package in one run each get a spawner of their own.
+  return ownerId === undefined ? undefined : join(runRoot, `${ownerId}.${binaryIdentity()}.sock`);
+}
+
+/**
+ * Resolves when the test run whose main process is owner is over: the run's shared spawner
+ * (started if need be) watches that process and closes its connections the moment it ends.
+ */
+export async function runEnded(runRoot: string, owner: number): Promise<void> {
+  const path = sharedSpawnerPath(runRoot, owner);
+  const channel = path === undefined ? undefined : await sharedChannel(path, owner);
+  if (channel) return channel.ended;
+  // No spawner to watch with: look now and then.
+  const ownerId = processId(owner);
+  while (ownerId !== undefined && processId(owner) === ownerId) await sleep(500);
+}
+
 class Spawner {
   readonly #path: string;
   readonly #server: Server;
@@ -225,10 +249,8 @@ class Spawner {
     });
     this.#server.unref(); // live sandboxes hold their own sockets; an idle spawner keeps nothing alive
     process.once('exit', () => rmSync(this.#path, { force: true }));
-    const ownerId = owner === undefined ? undefined : processId(owner);
-    // Keyed by the binary too: two copies of this package in one run each get a spawner of their own.
-    this.#shared = owner === undefined || ownerId === undefined ? undefined
-      : { owner, path: join(runRoot, `${ownerId}.${binaryIdentity()}.sock`) };
+    const path = owner === undefined ? undefined : sharedSpawnerPath(runRoot, owner);
+    this.#shared = owner === undefined || path === undefined ? undefined : { owner, path };
   }
 
   #arrived(token: string, role: string, c: Connection): void {
@@ -344,7 +366,7 @@ function spawnerFor(runRoot: string, owner?: number): Spawner {
  * vmForks pools: the environment asks only from a Vitest worker): the spawner shared by the
  * run's workers ends with it. Worker threads and the pool's sandboxed workers keep their own.
  */
-function testRunOwner(): number | undefined {
+export function testRunOwner(): number | undefined {
   if (!isMainThread || typeof process.send !== 'function' || process.env.VITEST_POOL_ID === undefined
     || process.env.VITEST_CONTAINER_POOL_WORKER !== undefined) return undefined;
   return process.ppid > 1 ? process.ppid : undefined;

@@ -3,7 +3,8 @@
 // runners start afterwards inherit, and, for Vitest, also through provide()/inject(). In a
 // test file or a config, `image: 'seeded:<name>'` (or seededImage('<name>')) names it.
 import { InvalidOptionsError } from '../errors.ts';
-import { seedImage, type SeedImageOptions } from './seed-image.ts';
+// seed-image.ts (which starts sandboxes) is loaded when used: a test worker reads only seededImage() here.
+import type { SeedImageOptions } from './seed-image.ts';
 
 /** The part of Vitest's TestProject (a globalSetup's argument) this needs. */
 export interface SeedProject {
@@ -30,6 +31,7 @@ function envName(name: string): string {
  */
 export async function provideSeededImage(project: SeedProject | undefined, name: string, options: SeedImageOptions): Promise<string> {
   const variable = envName(name);
+  const { seedImage } = await import('./seed-image.ts');
   let current = (await seedImage({ name, ...options })).reference;
   const hand = (reference: string) => {
     process.env[variable] = reference;
@@ -45,6 +47,11 @@ export async function provideSeededImage(project: SeedProject | undefined, name:
     }
   });
   return current;
+}
+
+/** Hands this process the seeded image `name` (the run's sandbox service: as its test workers know it). */
+export function handSeededImage(name: string, reference: string): void {
+  process.env[envName(name)] = reference;
 }
 
 /** Every seeded image handed to this process, by the name given to provideSeededImage. */

@@ -13,7 +13,7 @@ import { normalizeOptions } from '../runtime/options.ts';
 import { waitUntilReady } from '../runtime/wait.ts';
 import { logger } from '../log.ts';
 import { namedNetworks } from '../net/network.ts';
-import { releaseAll, releaseSandboxes } from './release.ts';
+import { releaseSandboxes } from './release.ts';
 
 const log = logger('session');
 
@@ -49,16 +49,32 @@ function lastLines(text: string, n = 20): string {
   return text.trimEnd().split('\n').slice(-n).map((l) => `    ${l}`).join('\n') || '    (no output)';
 }
 
+/**
+ * Where a FileSandbox runs. In the test's own process (the default) everything the process
+ * started is the file's: the tests' sandboxes and networks go with it. In the run's sandbox
+ * service (src/service/) only what it started itself is, and what a client still uses is kept
+ * until that test worker ends.
+ */
+export interface SandboxScope {
+  onlyOwn: boolean;
+  /** A sandbox that a client is still connected to (see release.ts); the default keeps it until this process ends. */
+  keep?: (c: Container) => void;
+}
+
 export class FileSandbox implements FileSandboxHandle {
   container: Container | undefined;
   ready: Promise<Container>;
+  readonly #scope: SandboxScope;
+  /** What this FileSandbox started and has not released. */
+  readonly #own = new Set<Container>();
   /** Options the running container was started with. */
   #startedWith: ContainerOptions | undefined;
   #file: string | undefined;
   #root = process.cwd();
   #early: { options: ContainerOptions; container: Promise<Container> } | undefined;
 
-  constructor() {
+  constructor(scope: SandboxScope = { onlyOwn: false }) {
+    this.#scope = scope;
     // replaced by start(); settled, so a teardown without a start never waits on it
     this.ready = Promise.reject(new ContainerError('CONTAINER_NOT_STARTED', "the test file's container was not started"));
     this.ready.catch(() => {});
@@ -71,7 +87,7 @@ export class FileSandbox implements FileSandboxHandle {
    */
   startEarly(options: ContainerOptions): void {
     const { waitFor: _waits, ...rest } = options;
-    const container = startContainer(rest);
+    const container = this.#track(startContainer(rest));
     container.catch(() => {}); // surfaced by start(), if adopted
     this.#early = { options, container };
   }
@@ -90,7 +106,7 @@ export class FileSandbox implements FileSandboxHandle {
       if (previous) {
         // Another file in the same worker (isolate: false): the last file's sandboxes are done with.
         const adopted = early && sameOptions(early.options, options) ? await early.container.catch(() => undefined) : undefined;
-        await releaseSandboxes([...liveContainers].filter((c) => c !== adopted));
+        await this.#release([...this.#releasable()].filter((c) => c !== adopted));
       }
       log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
       let c: Container;
@@ -103,13 +119,30 @@ export class FileSandbox implements FileSandboxHandle {
         });
       } else {
         if (early) void early.container.then((unused) => unused.stop(), () => {});
-        c = await startContainer(options);
+        c = await this.#track(startContainer(options));
       }
       this.container = c;
       return c;
     })();
     this.ready.catch(() => {}); // surfaced where it is awaited
     return this.ready;
+  }
+
+  #track(started: Promise<Container>): Promise<Container> {
+    void started.then((c) => {
+      this.#own.add(c);
+      void c.wait().then(() => this.#own.delete(c));
+    }, () => {});
+    return started;
+  }
+
+  /** The sandboxes a finished file leaves that are this FileSandbox's to release. */
+  #releasable(): Iterable<Container> {
+    return this.#scope.onlyOwn ? this.#own : liveContainers;
+  }
+
+  #release(containers: Iterable<Container>): Promise<void> {
+    return releaseSandboxes(containers, this.#scope.keep);
   }
 
   setRoot(root: string): void {
@@ -150,11 +183,11 @@ export class FileSandbox implements FileSandboxHandle {
   /** Releases the file's container and anything the file's tests started and left running (see release.ts). */
   async teardown(): Promise<void> {
     await this.ready.catch(() => undefined);
-    if (this.#early) await this.#early.container.then((c) => releaseSandboxes([c]), () => {});
+    if (this.#early) await this.#early.container.then((c) => this.#release([c]), () => {});
     this.#early = undefined;
-    await releaseAll();
-    // Networks named in options belong to the file that used them.
-    await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
+    await this.#release([...this.#releasable()]);
+    // Networks named in options belong to the file that used them (the service takes no options with networks).
+    if (!this.#scope.onlyOwn) await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
     this.container = undefined;
     this.#startedWith = undefined;
   }

@@ -18,7 +18,10 @@ import { POOL_WORKER_ENV } from '../runtime/start.ts';
 const log = logger('session');
 
 // Shared by every copy of this module in the process (test runners load it more than once).
-const lingering: Set<Container> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.lingering')] ??= new Set<Container>()) as Set<Container>;
+const lingering: Set<Destroyable> = ((globalThis as Record<symbol, unknown>)[Symbol.for('vitest-environment-container.lingering')] ??= new Set<Destroyable>()) as Set<Destroyable>;
+
+/** A sandbox as this process can end it at its own end: synchronously. */
+interface Destroyable { destroyNow(): void }
 
 /** Host ports (hex, as /proc/net/tcp writes them) that some socket of this network namespace is connected to. */
 function connectedPorts(): Set<string> {
@@ -71,7 +74,20 @@ function hookSignals(): void {
     };
     process.on(signal, onSignal);
   }
-  // A process.exit() (Jest's workers, Vitest's with --no-isolate at the end) runs container.ts's exit hook.
+  // A process.exit() (Jest's workers, Vitest's with --no-isolate at the end), or the last code having run.
+  process.once('exit', () => {
+    for (const c of lingering) c.destroyNow();
+    lingering.clear();
+  });
+}
+
+/**
+ * A sandbox another process (the run's sandbox service) kept for this one because a client of
+ * this process is still connected to it: this process ends it when it ends itself, as its own.
+ */
+export function killAtExit(sandbox: Destroyable): void {
+  lingering.add(sandbox);
+  hookSignals();
 }
 
 function linger(c: Container): void {
@@ -83,15 +99,16 @@ function linger(c: Container): void {
 
 /**
  * Ends a test file's use of these sandboxes (its own, those its tests started and forgot):
- * stopped now, or, when a client is still connected, when this process ends.
+ * stopped now, or, when a client is still connected, handed to `keep`: by default they run
+ * until this process ends (the sandbox service keeps them until the test worker ends).
  */
-export async function releaseSandboxes(containers: Iterable<Container>): Promise<void> {
+export async function releaseSandboxes(containers: Iterable<Container>, keep: (c: Container) => void = linger): Promise<void> {
   let ports: Set<string> | undefined;
   const connected = () => (ports ??= connectedPorts());
   const stops: Promise<unknown>[] = [];
   for (const c of containers) {
     if (lingering.has(c) || !c.running) continue;
-    if (isMainThread && (endsWithProcess() || hasClients(c, connected))) linger(c);
+    if (isMainThread && (endsWithProcess() || hasClients(c, connected))) keep(c);
     else stops.push(c.stop());
   }
   await Promise.all(stops);

@@ -5,10 +5,13 @@ import { join } from 'node:path';
 import type { Environment } from 'vitest/runtime';
 import { packageRoot } from '../path.ts';
 import { assertSupportedNode } from '../node-version.ts';
-import { FILE_SANDBOX } from '../current.ts';
+import { FILE_SANDBOX, type FileSandboxHandle } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
 import { FileSandbox, mergeOptions, type FileResources } from '../session/file-sandbox.ts';
-import { prewarmRuntime } from '../runtime/launch.ts';
+import type { Container } from '../runtime/container.ts';
+import { prewarmRuntime, testRunOwner } from '../runtime/launch.ts';
+import { RemoteFileSandbox, type FileSandboxBackend } from '../service/remote-sandbox.ts';
+import { serviceFor } from '../service/client.ts';
 import { hostInfo } from '../runtime/host.ts';
 import { assertSupportedVitest, runningVitest } from './version.ts';
 import { currentWorkerState, onWorkerState } from './worker-state.ts';
@@ -27,10 +30,31 @@ function containerOptions(options: Record<string, unknown> | undefined): Contain
   return (options?.container ?? {}) as ContainerOptions;
 }
 
-/** The file's sandbox, and what it needs to know of Vitest's config to merge a file's options over it. */
-export class VitestFileSandbox extends FileSandbox {
+/**
+ * The file's sandbox as Vitest's environment drives it, and what it needs to know of Vitest's
+ * config to merge a file's options over it. A forked test worker has the run's sandbox service
+ * start it (src/service/): a warm process does in a few ms what costs a fresh worker 60-90 ms
+ * of CPU. Anywhere else (worker threads, no service) the worker starts it itself.
+ */
+export class VitestFileSandbox implements FileSandboxHandle {
   fileOptions: ContainerOptions = {};
   configOptions: ContainerOptions = {};
+  readonly backend: FileSandboxBackend;
+
+  constructor(runRoot: string) {
+    const owner = testRunOwner();
+    this.backend = owner !== undefined && process.env.VITEST_CONTAINER_SERVICE !== '0'
+      ? new RemoteFileSandbox(serviceFor(runRoot, owner)) : new FileSandbox();
+  }
+
+  get container(): Container | undefined {
+    return this.backend.container;
+  }
+
+  get ready(): Promise<Container> {
+    return this.backend.ready;
+  }
+
   optionsFor(_file: string): ContainerOptions {
     return mergeOptions(this.configOptions, this.fileOptions);
   }
@@ -43,12 +67,12 @@ export class VitestFileSandbox extends FileSandbox {
   async fileSetup(): Promise<void> {
     const file = currentWorkerState()?.filepath;
     if (!file) return;
-    await this.start(this.optionsFor(file), file);
+    await this.backend.start(this.optionsFor(file), file);
     // Imported here, not at the top: this module is also the package's main entry, which Jest
     // projects import without Vitest installed. Vitest has it loaded by now.
     const { afterAll } = await import('vitest');
     afterAll(async ({}, suite) => {
-      await this.finish(file, (resources) => { suite.meta.container = resources; });
+      await this.backend.finish(file, (resources) => { suite.meta.container = resources; });
     });
   }
 }
@@ -59,31 +83,31 @@ const environment: Environment = {
   async setup(global, options) {
     assertSupportedNode();
     assertSupportedVitest(runningVitest(), "environment: 'container'");
-    // The spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
-    prewarmRuntime(hostInfo().runRoot, { testWorker: true });
-    const sandbox = new VitestFileSandbox();
+    const sandbox = new VitestFileSandbox(hostInfo().runRoot);
+    // Without the service: the spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
+    if (sandbox.backend instanceof FileSandbox) prewarmRuntime(hostInfo().runRoot, { testWorker: true });
     sandbox.fileOptions = containerOptions(options);
     sandbox.configOptions = sandbox.fileOptions;
     global[FILE_SANDBOX] = sandbox;
     // Most files have no options of their own, so the options given here are usually the
     // final ones: start now, and let start() below adopt it (or replace it) once they are known.
-    sandbox.startEarly(sandbox.fileOptions);
+    sandbox.backend.startEarly(sandbox.fileOptions);
     // setup() gets only the file's options (a docblock's replace the config's) and not the file:
     // Vitest's worker state, provided right after setup(), has both.
     const stopWatching = onWorkerState((state) => {
       sandbox.configOptions = containerOptions(state.config.environmentOptions);
-      sandbox.setRoot(state.config.root);
+      sandbox.backend.setRoot(state.config.root);
       // One file per worker: the packaged setup file. Several: one that Vitest runs again for each (setup-stub.ts).
       const setupFile = state.config.isolate === false ? setupStub() : packagedSetupFile;
       if (!state.config.setupFiles.includes(setupFile)) state.config.setupFiles = [setupFile, ...state.config.setupFiles];
       // Start now, while Vitest loads the test file; the setup file waits for it.
       const file = state.filepath ?? state.ctx?.files?.[0]?.filepath;
-      if (file) void sandbox.start(sandbox.optionsFor(file), file).catch(() => {});
+      if (file) void sandbox.backend.start(sandbox.optionsFor(file), file).catch(() => {});
     });
     return {
       async teardown(g) {
         stopWatching();
-        await sandbox.teardown();
+        await sandbox.backend.teardown();
         delete g[FILE_SANDBOX];
       },
     };

@@ -162,11 +162,16 @@ function removeCgroupDir(dir: string): void {
 }
 
 /**
- * What a finished run's shared spawner left: its process (still running with `--owner <pid>`), or
- * its socket and lock in the run root (named for the owner: c<pid>-…). Both must be gone.
+ * What a finished run's shared spawner and sandbox service left: the spawner's process (still
+ * running with `--owner <pid>`), or their sockets and lock in the run root (named for the owner:
+ * c<pid>-…). They end when the run's main process does (the service once the spawner has): on a
+ * busy machine that can take a moment after the run's exit, so they get 3 s to be gone.
  */
 export function leftoverSpawners(ownerPid: number, runRoot = hostInfo().runRoot): string[] {
-  const left = sharedSpawners(ownerPid).map((pid) => `process ${pid}: spawner --owner ${ownerPid}`);
-  if (existsSync(runRoot)) left.push(...readdirSync(runRoot).filter((f) => f.startsWith(`c${ownerPid}-`)).map((f) => join(runRoot, f)));
-  return left;
+  for (let waited = 0; ; waited += 20) {
+    const left = sharedSpawners(ownerPid).map((pid) => `process ${pid}: spawner --owner ${ownerPid}`);
+    if (existsSync(runRoot)) left.push(...readdirSync(runRoot).filter((f) => f.startsWith(`c${ownerPid}-`)).map((f) => join(runRoot, f)));
+    if (!left.length || waited >= 3000) return left;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
 }
