@@ -30,3 +30,8 @@ export function nextInSequence(name: string): number {
   counters.set(name, next);
   return next;
 }
+
+/** The value named `name` for this thread if some copy made it already, without making it. */
+export function peekThreadState<T>(name: string): T | undefined {
+  return anchor[Symbol.for(`vitest-environment-container.${name}`)] as T | undefined;
+}

@@ -20,6 +20,7 @@ import { ensureRunRoot } from './bundle.ts';
 import { runtimeBinary } from './native.ts';
 import { processId, sandboxId } from './reaper.ts';
 import { nextInSequence, threadState } from '../thread-state.ts';
+import { testRunOwner } from './run-owner.ts';
 
 export interface RuntimeProcess {
   stdout: Readable;
@@ -352,7 +353,8 @@ class Spawner {
 // Shared by every copy of this module in the thread (test runners load it more than once).
 const spawners = threadState('spawners', () => new Map<string, Spawner>());
 
-function spawnerFor(runRoot: string, owner?: number): Spawner {
+/** The spawner of this thread for runRoot; in a test run's forked worker, the one shared by the run's workers (see testRunOwner). */
+function spawnerFor(runRoot: string, owner = testRunOwner()): Spawner {
   let spawner = spawners.get(runRoot);
   if (!spawner) {
     spawner = new Spawner(runRoot, owner);
@@ -361,20 +363,9 @@ function spawnerFor(runRoot: string, owner?: number): Spawner {
   return spawner;
 }
 
-/**
- * The test run's main process, when this is a worker process it forked (Vitest's forks and
- * vmForks pools: the environment asks only from a Vitest worker): the spawner shared by the
- * run's workers ends with it. Worker threads and the pool's sandboxed workers keep their own.
- */
-export function testRunOwner(): number | undefined {
-  if (!isMainThread || typeof process.send !== 'function' || process.env.VITEST_POOL_ID === undefined
-    || process.env.VITEST_CONTAINER_POOL_WORKER !== undefined) return undefined;
-  return process.ppid > 1 ? process.ppid : undefined;
-}
-
 /** Gets the spawner going ahead of the first sandbox (a test runner's environment calls this while it loads test files). */
-export function prewarmRuntime(runRoot: string, options: { testWorker?: boolean } = {}): void {
-  spawnerFor(runRoot, options.testWorker ? testRunOwner() : undefined).warm();
+export function prewarmRuntime(runRoot: string): void {
+  spawnerFor(runRoot).warm();
 }
 
 /** Starts `vtc-runtime <args>`; with ipc, through Node (the process gets a Node IPC channel as fd 5). */

@@ -3,23 +3,39 @@
 // request. Options that cannot cross a socket unchanged (a RegExp in waitFor, file contents
 // as bytes) or that name a network (networks are per process) are served by a FileSandbox
 // in this process instead, as is everything when there is no service.
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { Container } from '../runtime/container.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
-import { FileSandbox, type FileResources } from '../session/file-sandbox.ts';
-import { liveContainers } from '../runtime/container.ts';
+import type { FileResources, FileSandbox } from '../session/file-sandbox.ts';
 import { ContainerError } from '../errors.ts';
+import { packageRoot } from '../path.ts';
 import { seededImage } from '../seed/provide.ts';
+import { peekThreadState } from '../thread-state.ts';
 import type { ServiceClient } from './client.ts';
 import { isPlainData, type SandboxDescription } from './protocol.ts';
-import { mirrorContainer, type Mirror } from './mirror.ts';
+import type { Mirror } from './mirror.ts';
+
+/**
+ * The rest of the runtime (local-runtime.ts), loaded on first need by require(): the `container`
+ * proxy's properties are read synchronously, and an environment's teardown cannot import() (Vitest
+ * may load the environment through its module runner, whose imports ask Vitest's main process,
+ * which no longer answers then). Node (22.12+) require()s an ES module, sharing its instances with
+ * import(). Next to this module in the repository; an entry of the bundle once built.
+ */
+export function loadLocalRuntime(): typeof import('./local-runtime.ts') {
+  const file = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./local-runtime.ts', import.meta.url)) : join(packageRoot(), 'dist', 'service', 'local-runtime.js');
+  return createRequire(import.meta.url)(file) as typeof import('./local-runtime.ts');
+}
 
 /** What the Vitest environment drives: a FileSandbox here, or this. */
 export interface FileSandboxBackend {
   container: Container | undefined;
   ready: Promise<Container>;
   startEarly(options: ContainerOptions): void;
-  start(options: ContainerOptions, file?: string): Promise<Container>;
+  /** Resolves once the sandbox is ready (not with it: a worker whose tests never use it never makes its mirror). */
+  start(options: ContainerOptions, file?: string): Promise<unknown>;
   finish(file: string, record?: (resources: FileResources) => void): Promise<FileResources | undefined>;
   teardown(): Promise<void>;
   setRoot(root: string): void;
@@ -55,7 +71,7 @@ interface RemoteStart {
 export class RemoteFileSandbox implements FileSandboxBackend {
   readonly #service: Promise<ServiceClient | undefined>;
   #client: ServiceClient | undefined;
-  /** For what the service cannot serve; made on first need. */
+  /** For what the service cannot serve; made (and the runtime loaded) on first need. */
   #local: FileSandbox | undefined;
   #current: RemoteStart | undefined;
   #root = process.cwd();
@@ -65,7 +81,7 @@ export class RemoteFileSandbox implements FileSandboxBackend {
   }
 
   #localSandbox(): FileSandbox {
-    this.#local ??= new FileSandbox();
+    this.#local ??= new (loadLocalRuntime().FileSandbox)();
     this.#local.setRoot(this.#root);
     return this.#local;
   }
@@ -83,7 +99,7 @@ export class RemoteFileSandbox implements FileSandboxBackend {
     }).catch(() => {});
   }
 
-  start(options: ContainerOptions, file?: string): Promise<Container> {
+  start(options: ContainerOptions, file?: string): Promise<unknown> {
     const key = JSON.stringify([options, file]);
     if (this.#current?.key !== key) {
       const current: RemoteStart = { key, options, description: Promise.resolve(undefined) };
@@ -100,14 +116,14 @@ export class RemoteFileSandbox implements FileSandboxBackend {
       current.description.catch(() => {}); // surfaced through ready
       this.#current = current;
     }
-    return this.ready;
+    return this.#current.description;
   }
 
   /** The file's container: made here, from what the service sent, the first time test code asks for it. */
   get container(): Container | undefined {
     const current = this.#current;
     if (!current?.started || !this.#client) return this.#local?.container;
-    current.mirror ??= mirrorContainer(current.started, current.options, this.#client);
+    current.mirror ??= loadLocalRuntime().mirrorContainer(current.started, current.options, this.#client);
     return current.mirror.container;
   }
 
@@ -138,7 +154,7 @@ export class RemoteFileSandbox implements FileSandboxBackend {
       // The service releases what it started for this worker (an early start included)...
       service?.request<{ kept: string[] }>('teardown').then(({ kept }) => killKeptAtExit(kept), () => {}),
       // What this worker started itself: the tests' own sandboxes and networks, or everything, when local.
-      this.#local || liveContainers.size ? this.#localSandbox().teardown() : undefined,
+      this.#local || peekThreadState<Set<unknown>>('live')?.size ? this.#localSandbox().teardown() : undefined,
     ]);
   }
 }
@@ -150,9 +166,9 @@ export class RemoteFileSandbox implements FileSandboxBackend {
  */
 const killedAtExit = new Set<string>();
 
-async function killKeptAtExit(cgroupPaths: string[]): Promise<void> {
+function killKeptAtExit(cgroupPaths: string[]): void {
   if (!cgroupPaths.length) return;
-  const [{ killAtExit }, { cgroupDriver }] = await Promise.all([import('../session/release.ts'), import('../runtime/cgroups/index.ts')]);
+  const { killAtExit, cgroupDriver } = loadLocalRuntime();
   const driver = cgroupDriver();
   if (!driver) return;
   for (const path of cgroupPaths) {

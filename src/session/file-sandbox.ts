@@ -31,16 +31,6 @@ export interface FileResources {
   image: string;
 }
 
-/**
- * The runner's options for every file with a file's own over them (a Vitest docblock would
- * replace them; Jest merges shallowly). `env` is the one option people extend per file.
- */
-export function mergeOptions(config: ContainerOptions, file: ContainerOptions): ContainerOptions {
-  const merged = { ...config, ...file };
-  if (config.env && file.env) merged.env = { ...config.env, ...file.env };
-  return merged;
-}
-
 function sameOptions(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -7,10 +7,11 @@ import { packageRoot } from '../path.ts';
 import { assertSupportedNode } from '../node-version.ts';
 import { FILE_SANDBOX, type FileSandboxHandle } from '../current.ts';
 import type { ContainerOptions } from '../runtime/options.ts';
-import { FileSandbox, mergeOptions, type FileResources } from '../session/file-sandbox.ts';
+import type { FileResources } from '../session/file-sandbox.ts';
+import { mergeOptions } from '../session/merge-options.ts';
 import type { Container } from '../runtime/container.ts';
-import { prewarmRuntime, testRunOwner } from '../runtime/launch.ts';
-import { RemoteFileSandbox, type FileSandboxBackend } from '../service/remote-sandbox.ts';
+import { testRunOwner } from '../runtime/run-owner.ts';
+import { loadLocalRuntime, RemoteFileSandbox, type FileSandboxBackend } from '../service/remote-sandbox.ts';
 import { serviceFor } from '../service/client.ts';
 import { hostInfo } from '../runtime/host.ts';
 import { assertSupportedVitest, runningVitest } from './version.ts';
@@ -31,20 +32,28 @@ function containerOptions(options: Record<string, unknown> | undefined): Contain
 }
 
 /**
- * The file's sandbox as Vitest's environment drives it, and what it needs to know of Vitest's
- * config to merge a file's options over it. A forked test worker has the run's sandbox service
- * start it (src/service/): a warm process does in a few ms what costs a fresh worker 60-90 ms
- * of CPU. Anywhere else (worker threads, no service) the worker starts it itself.
+ * Where the file's sandbox is started. A forked test worker has the run's sandbox service start
+ * it (src/service/): a warm process does in a few ms what costs a fresh worker 60-90 ms of CPU,
+ * and the worker then loads none of the runtime unless its tests use it. Anywhere else (worker
+ * threads; VITEST_CONTAINER_SERVICE=0) the worker starts it itself.
  */
+function fileSandboxBackend(runRoot: string): FileSandboxBackend {
+  const owner = testRunOwner();
+  if (owner !== undefined && process.env.VITEST_CONTAINER_SERVICE !== '0') return new RemoteFileSandbox(serviceFor(runRoot, owner));
+  const { FileSandbox, prewarmRuntime } = loadLocalRuntime();
+  // The spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
+  prewarmRuntime(runRoot);
+  return new FileSandbox();
+}
+
+/** The file's sandbox as Vitest's environment drives it, and what it needs to know of Vitest's config to merge a file's options over it. */
 export class VitestFileSandbox implements FileSandboxHandle {
   fileOptions: ContainerOptions = {};
   configOptions: ContainerOptions = {};
   readonly backend: FileSandboxBackend;
 
-  constructor(runRoot: string) {
-    const owner = testRunOwner();
-    this.backend = owner !== undefined && process.env.VITEST_CONTAINER_SERVICE !== '0'
-      ? new RemoteFileSandbox(serviceFor(runRoot, owner)) : new FileSandbox();
+  constructor(backend: FileSandboxBackend) {
+    this.backend = backend;
   }
 
   get container(): Container | undefined {
@@ -83,9 +92,7 @@ const environment: Environment = {
   async setup(global, options) {
     assertSupportedNode();
     assertSupportedVitest(runningVitest(), "environment: 'container'");
-    const sandbox = new VitestFileSandbox(hostInfo().runRoot);
-    // Without the service: the spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
-    if (sandbox.backend instanceof FileSandbox) prewarmRuntime(hostInfo().runRoot, { testWorker: true });
+    const sandbox = new VitestFileSandbox(fileSandboxBackend(hostInfo().runRoot));
     sandbox.fileOptions = containerOptions(options);
     sandbox.configOptions = sandbox.fileOptions;
     global[FILE_SANDBOX] = sandbox;
