@@ -112,8 +112,8 @@ export async function reapStale(runRoot: string, cgroups: CgroupDriver | null, c
   const liveNamespaces = () => (live ??= livePidNamespaces());
   for (const name of entries) {
     // bundles are named by sandbox id; spawner sockets (and a shared one's lock) by an id too,
-    // with .sock or .<binary>.sock(.lock) after it, the sandbox service's with .svc<build>.sock(.starting)
-    if (!ownerAlive(name.replace(/(\.(svc)?\d+)?\.sock(\.lock|\.starting)?$/, ''), liveNamespaces)) {
+    // with .sock or .<binary>.sock(.lock) after it, the sandbox service's with .svc<build>.sock(.starting|.log)
+    if (!ownerAlive(name.replace(/(\.(svc)?\d+)?\.sock(\.lock|\.starting|\.log)?$/, ''), liveNamespaces)) {
       log('removing stale bundle %s', name);
       rmSync(join(runRoot, name), { recursive: true, force: true });
     }

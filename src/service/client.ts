@@ -3,7 +3,6 @@
 // so it imports little.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -110,8 +109,9 @@ async function startService(path: string, owner: number): Promise<void> {
 
 function spawnService(path: string, owner: number): Promise<void> {
   return new Promise((resolve) => {
-    // Its stderr must not be this worker's: Vitest waits for a worker's pipes to close. With DEBUG, a file.
-    const stderr = process.env.DEBUG ? openSync(join(tmpdir(), `vitest-container-service-${owner}.log`), 'a') : 'ignore';
+    // Its stderr must not be this worker's: Vitest waits for a worker's pipes to close. With DEBUG, a
+    // file next to its socket (the next run's reaper removes it).
+    const stderr = process.env.DEBUG ? openSync(`${path}.log`, 'a', 0o600) : 'ignore';
     // Its own session: Vitest ending this worker does not end it; the run's end does.
     const child = spawn(process.execPath, [serviceEntry, '--listen', path, '--owner', String(owner)], {
       detached: true, stdio: ['ignore', 'pipe', stderr],
