@@ -93,7 +93,8 @@ if [ "${1:-}" = --in-guest ]; then
       root)
         echo "=== cgroup2-lane(root): a CI machine on cgroup v2, tests as root"
         crash_retry node src/cli/main.ts doctor --memory 64m --cpus 0.5 --pids 64 || status=1
-        run_tests root vitest "${vitest_args[@]}" "${TESTS[@]}" test/runtime/cgroup-placement.test.ts "${SECURITY_TESTS[@]}" test/security/host-root.test.ts || status=1
+        # vitest.test.ts: the Vitest environment, its files' sandboxes started by the run's sandbox service
+        run_tests root vitest "${vitest_args[@]}" "${TESTS[@]}" test/runtime/cgroup-placement.test.ts "${SECURITY_TESTS[@]}" test/security/host-root.test.ts test/runner/vitest.test.ts || status=1
         no_leftovers root $cg/vitest-container || status=1
         ;;
       rootless)

@@ -353,8 +353,7 @@ class Spawner {
 // Shared by every copy of this module in the thread (test runners load it more than once).
 const spawners = threadState('spawners', () => new Map<string, Spawner>());
 
-/** The spawner of this thread for runRoot; in a test run's forked worker, the one shared by the run's workers (see testRunOwner). */
-function spawnerFor(runRoot: string, owner = testRunOwner()): Spawner {
+function spawnerFor(runRoot: string, owner?: number): Spawner {
   let spawner = spawners.get(runRoot);
   if (!spawner) {
     spawner = new Spawner(runRoot, owner);
@@ -364,8 +363,8 @@ function spawnerFor(runRoot: string, owner = testRunOwner()): Spawner {
 }
 
 /** Gets the spawner going ahead of the first sandbox (a test runner's environment calls this while it loads test files). */
-export function prewarmRuntime(runRoot: string): void {
-  spawnerFor(runRoot).warm();
+export function prewarmRuntime(runRoot: string, options: { testWorker?: boolean } = {}): void {
+  spawnerFor(runRoot, options.testWorker ? testRunOwner() : undefined).warm();
 }
 
 /** Starts `vtc-runtime <args>`; with ipc, through Node (the process gets a Node IPC channel as fd 5). */

@@ -7,3 +7,4 @@ export { FileSandbox } from '../session/file-sandbox.ts';
 export { killAtExit } from '../session/release.ts';
 export { cgroupDriver } from '../runtime/cgroups/index.ts';
 export { prewarmRuntime } from '../runtime/launch.ts';
+export { hostInfo } from '../runtime/host.ts';

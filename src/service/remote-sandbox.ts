@@ -26,7 +26,11 @@ import type { Mirror } from './mirror.ts';
  */
 export function loadLocalRuntime(): typeof import('./local-runtime.ts') {
   const file = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./local-runtime.ts', import.meta.url)) : join(packageRoot(), 'dist', 'service', 'local-runtime.js');
-  return createRequire(import.meta.url)(file) as typeof import('./local-runtime.ts');
+  const runtime = createRequire(import.meta.url)(file) as typeof import('./local-runtime.ts');
+  // What the worker launches itself (execs, file copies, its tests' sandboxes) goes through the
+  // run's shared spawner, as the environment's own launches always have: no fork of this worker.
+  runtime.prewarmRuntime(runtime.hostInfo().runRoot, { testWorker: true });
+  return runtime;
 }
 
 /** What the Vitest environment drives: a FileSandbox here, or this. */

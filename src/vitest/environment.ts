@@ -40,10 +40,8 @@ function containerOptions(options: Record<string, unknown> | undefined): Contain
 function fileSandboxBackend(runRoot: string): FileSandboxBackend {
   const owner = testRunOwner();
   if (owner !== undefined && process.env.VITEST_CONTAINER_SERVICE !== '0') return new RemoteFileSandbox(serviceFor(runRoot, owner));
-  const { FileSandbox, prewarmRuntime } = loadLocalRuntime();
-  // The spawner's own start (one fork of this worker) overlaps Vitest's loading of the test file.
-  prewarmRuntime(runRoot);
-  return new FileSandbox();
+  // Its spawner's start (the run's shared one) overlaps Vitest's loading of the test file (see loadLocalRuntime).
+  return new (loadLocalRuntime().FileSandbox)();
 }
 
 /** The file's sandbox as Vitest's environment drives it, and what it needs to know of Vitest's config to merge a file's options over it. */
