@@ -22,7 +22,8 @@ export function normalizeEntryPath(name: string, what = 'entry'): string {
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue;
     if (part === '..') throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" contains a ".." component`);
-    if (Buffer.byteLength(part) > MAX_NAME) throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" has a component longer than ${MAX_NAME} bytes`);
+    // A UTF-16 unit is at most 3 bytes of UTF-8: only longer parts need counting.
+    if (part.length > MAX_NAME / 3 && Buffer.byteLength(part) > MAX_NAME) throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" has a component longer than ${MAX_NAME} bytes`);
     parts.push(part);
   }
   return parts.join('/');
