@@ -2,7 +2,6 @@
 // again (diff_id), parse and write, all in one pass. The directory only becomes
 // visible in the cache (see cache.ts) after both digests have matched.
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { ImageError } from '../../errors.ts';
 import { checkDigest, formatDigest } from '../digest.ts';
 import type { LayerPlan } from '../load-plan.ts';
@@ -18,7 +17,7 @@ import type { LayerLimits, LayerStats } from './layer-writer.ts';
 export interface UnpackRequest {
   reference: string;
   layer: LayerPlan;
-  open: () => Readable;
+  open: () => AsyncIterable<Buffer>;
   /** empty directory to fill */
   root: string;
   privileged: boolean;
@@ -47,7 +46,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
     parser.push(chunk);
   };
   try {
-    for await (const chunk of source as AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
       blobHash.update(chunk);
       blobBytes += chunk.length;
       // Stop reading at once when a blob is longer than its descriptor says.
@@ -64,7 +63,6 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
     parser.finish();
     writer.finish();
   } catch (err) {
-    source.destroy();
     throw await blobMismatch(req, what) ?? asImageError(err, what);
   } finally {
     decoder?.close();
@@ -93,14 +91,10 @@ async function blobMismatch(req: UnpackRequest, what: string): Promise<ImageErro
   let bytes = 0;
   const limit = req.layer.blobSize === undefined ? Infinity : req.layer.blobSize + 1;
   try {
-    const stream = req.open();
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of req.open()) {
       hash.update(chunk);
       bytes += chunk.length;
-      if (bytes >= limit) {
-        stream.destroy();
-        break;
-      }
+      if (bytes >= limit) break; // which releases the file or connection
     }
     checkDigest(what, expected, hash.digest('hex'), req.layer.blobSize, bytes);
     return undefined;

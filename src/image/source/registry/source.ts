@@ -72,9 +72,9 @@ export class RegistrySource implements ContentSource {
     return readVerified(res, `${what} from ${this.location}`, { algorithm: 'sha256', hex: d.digest.slice('sha256:'.length) }, d.size);
   }
 
-  openLayer(layer: LayerPlan): Readable {
+  openLayer(layer: LayerPlan): AsyncIterable<Buffer> {
     const digest = formatDigest(layer.blobDigest!);
-    return Readable.from(this.layerChunks(digest, layer.blobSize, `${formatReference(this.ref)}: layer ${digest}`), { objectMode: false });
+    return this.layerChunks(digest, layer.blobSize, `${formatReference(this.ref)}: layer ${digest}`);
   }
 
   layerSize(layer: LayerPlan): number | undefined {
