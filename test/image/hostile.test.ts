@@ -207,6 +207,13 @@ describe('hostile images', () => {
     }
   });
 
+  it('file modes are the layer\'s, bits the umask takes included (files get theirs at open(), then chmod only where needed)', async () => {
+    const modes = [0o644, 0o666, 0o777, 0o640, 0o400, 0o1755];
+    const ref = image(modes.map((mode) => ({ name: `m${mode.toString(8)}`, data: 'x', mode })));
+    const [dir] = (await resolveImage(ref, { cacheDir, limits })).lowerDirs;
+    for (const mode of modes) expect(statSync(`${dir}/m${mode.toString(8)}`).mode & 0o7777).toBe(mode);
+  });
+
   it('keeps a file mode of 000 and read-only directories (removal is covered in cache.test.ts)', async () => {
     const ref = image([{ name: 'ro/', type: 'dir', mode: 0o555 }, { name: 'ro/locked', data: 'x', mode: 0 }]);
     const image_ = await resolveImage(ref, { cacheDir, limits });

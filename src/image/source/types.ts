@@ -29,8 +29,11 @@ export interface ContentSource {
   readManifest(d: Descriptor, what: string): Promise<Buffer>;
   /** a small blob (the image config), its digest and size verified */
   readBlob(d: Descriptor, what: string): Promise<Buffer>;
-  /** a layer's blob as it is stored; the unpacker verifies digest and size while reading */
-  openLayer(layer: LayerPlan): Readable;
+  /**
+   * A layer's blob as it is stored, to be read once with `for await`; leaving the loop early
+   * releases it (closes the file or the connection). The unpacker verifies digest and size while reading.
+   */
+  openLayer(layer: LayerPlan): AsyncIterable<Buffer>;
   /** the blob's size when the plan does not know it (legacy archives) */
   layerSize(layer: LayerPlan): number | undefined;
 }

@@ -78,14 +78,17 @@ export function decodeHeader(buf: Buffer, off: number): RawHeader {
 
 function verifyChecksum(buf: Buffer, off: number): void {
   const stored = numeric(buf, off + 148, 8);
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : buf[off + i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
+  let unsigned = 8 * 0x20; // the checksum field itself counts as spaces
+  let high = 0; // bytes > 127, which the (historical) signed sum counts 256 lower
+  for (let i = off; i < off + 148; i++) {
+    unsigned += buf[i]!;
+    high += buf[i]! >> 7;
   }
-  if (stored !== unsigned && stored !== signed) throw new TarFormatError('tar header checksum mismatch');
+  for (let i = off + 156; i < off + BLOCK; i++) {
+    unsigned += buf[i]!;
+    high += buf[i]! >> 7;
+  }
+  if (stored !== unsigned && stored !== unsigned - 256 * high) throw new TarFormatError('tar header checksum mismatch');
 }
 
 /** Bytes up to the first NUL, as UTF-8; names that are not valid UTF-8 are refused. */

@@ -14,15 +14,25 @@ export class UnsafeEntryError extends Error {
 const MAX_PATH = 4096;
 const MAX_NAME = 255;
 
+/** An empty, "." or ".." component, or a leading "/" (an empty first one). */
+const SPECIAL_PART = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 /** 'a/b/c' for './a//b/c/'; '' for the root itself. */
 export function normalizeEntryPath(name: string, what = 'entry'): string {
+  // The usual name, taken as it is: short enough that no part can exceed 255 bytes, nothing to drop or refuse.
+  if (name.length <= MAX_NAME / 3) {
+    const start = name.startsWith('./') ? 2 : 0;
+    const rel = name.slice(start, name.endsWith('/') ? -1 : undefined);
+    if (rel !== '' && !SPECIAL_PART.test(rel)) return rel;
+  }
   if (name.length > MAX_PATH) throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} path longer than ${MAX_PATH} bytes`);
   if (name.startsWith('/')) throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" is an absolute path`);
   const parts: string[] = [];
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue;
     if (part === '..') throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" contains a ".." component`);
-    if (Buffer.byteLength(part) > MAX_NAME) throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" has a component longer than ${MAX_NAME} bytes`);
+    // A UTF-16 unit is at most 3 bytes of UTF-8: only longer parts need counting.
+    if (part.length > MAX_NAME / 3 && Buffer.byteLength(part) > MAX_NAME) throw new UnsafeEntryError('IMAGE_LAYER_UNSAFE_ENTRY', `${what} "${name}" has a component longer than ${MAX_NAME} bytes`);
     parts.push(part);
   }
   return parts.join('/');

@@ -11,7 +11,7 @@
 // earlier in this same layer. node-tar is not used for writing: its history of
 // CVEs is exactly these cases (see src/image/README.md).
 import {
-  closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync,
+  closeSync, constants, readFileSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync,
   mkdirSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync, chmodSync, utimesSync,
 } from 'node:fs';
 import type { TarEntry, TarSink } from '../tar/parser.ts';
@@ -53,6 +53,15 @@ const OPAQUE_MARKER = '.wh..wh..opq';
 const O_CLOEXEC = 0o2000000;
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | O_CLOEXEC;
 
+/** The process's umask, from /proc (process.umask() without an argument sets it, twice); unknown: 0o777, every mode is set. */
+function readUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    if (m) return parseInt(m[1]!, 8);
+  } catch { /* not Linux's /proc */ }
+  return 0o777;
+}
+
 export class LayerWriter implements TarSink {
   readonly stats: LayerStats = { entries: 0, bytes: 0, skipped: { devices: 0, unsupported: 0, xattrs: 0 } };
   private readonly kinds = new Map<string, Kind>([['', 'dir']]);
@@ -61,6 +70,10 @@ export class LayerWriter implements TarSink {
   private readonly opts: WriterOptions;
   private fd = -1;
   private file: TarEntry | undefined;
+  private fileRel = '';
+  /** the mode the open file already has, when it was created here with its own */
+  private fileCreatedMode: number | undefined;
+  private readonly umask = readUmask();
 
   constructor(opts: WriterOptions) {
     this.opts = opts;
@@ -109,12 +122,14 @@ export class LayerWriter implements TarSink {
     this.file = undefined;
     try {
       if (this.opts.privileged) fchownSync(fd, ...this.hostIds(e));
-      fchmodSync(fd, this.fileMode(e.mode)); // after chown, which clears setuid bits
+      // After chown, which clears setuid bits; not when open() gave the file its mode (no special bits, none masked).
+      const mode = this.fileMode(e.mode);
+      if (mode !== this.fileCreatedMode) fchmodSync(fd, mode);
       futimesSync(fd, e.mtime, e.mtime);
     } finally {
       closeSync(fd);
     }
-    this.applyXattrs(this.abs(normalizeEntryPath(e.path)), e);
+    this.applyXattrs(this.abs(this.fileRel), e);
   }
 
   /** Applies deferred directory modes and times, deepest first. */
@@ -158,8 +173,12 @@ export class LayerWriter implements TarSink {
     }
     this.ensureParent(rel);
     this.clear(rel);
-    this.fd = openSync(this.abs(rel), CREATE_FLAGS, 0o600);
+    // Created with its permissions (the directory is private until the layer is complete); umask may take some.
+    const perms = this.fileMode(e.mode) & 0o777;
+    this.fd = openSync(this.abs(rel), CREATE_FLAGS, perms);
     this.file = e;
+    this.fileRel = rel;
+    this.fileCreatedMode = perms & ~this.umask;
     this.kinds.set(rel, 'file');
   }
 
@@ -186,6 +205,8 @@ export class LayerWriter implements TarSink {
     this.kinds.set(rel, 'file');
     this.fd = openSync(this.abs(rel), constants.O_RDONLY | constants.O_NOFOLLOW | O_CLOEXEC);
     this.file = e;
+    this.fileRel = rel;
+    this.fileCreatedMode = undefined;
     this.endEntry();
   }
 

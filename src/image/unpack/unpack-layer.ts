@@ -2,16 +2,14 @@
 // again (diff_id), parse and write, all in one pass. The directory only becomes
 // visible in the cache (see cache.ts) after both digests have matched.
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import type { Readable, TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
 import { ImageError } from '../../errors.ts';
 import { checkDigest, formatDigest } from '../digest.ts';
 import type { LayerPlan } from '../load-plan.ts';
 import type { OwnerShift } from '../cache-layout.ts';
 import { TarFormatError } from '../tar/header.ts';
 import { TarParser } from '../tar/parser.ts';
+import { createDecoder } from './decompress.ts';
+import type { Decoder } from './decompress.ts';
 import { UnsafeEntryError } from './entry-path.ts';
 import { LayerWriter } from './layer-writer.ts';
 import type { LayerLimits, LayerStats } from './layer-writer.ts';
@@ -19,7 +17,7 @@ import type { LayerLimits, LayerStats } from './layer-writer.ts';
 export interface UnpackRequest {
   reference: string;
   layer: LayerPlan;
-  open: () => Readable;
+  open: () => AsyncIterable<Buffer>;
   /** empty directory to fill */
   root: string;
   privileged: boolean;
@@ -27,8 +25,6 @@ export interface UnpackRequest {
   limits: LayerLimits;
   onBytes?: (compressedBytes: number) => void;
 }
-
-const CHUNK = 1 << 20;
 
 export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
   const what = `${req.reference}: layer ${req.layer.blobDigest ? formatDigest(req.layer.blobDigest) : req.layer.blobPath}`;
@@ -41,35 +37,35 @@ export async function unpackLayer(req: UnpackRequest): Promise<LayerStats> {
   // The uncompressed stream may exceed the file data by headers and padding; allow for both.
   const maxTarBytes = req.limits.maxBytes + req.limits.maxEntries * 1024 + (1 << 20);
 
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
+  const source = req.open();
+  let decoder: Decoder | undefined;
+  const onTar = (chunk: Buffer): void => {
+    tarBytes += chunk.length;
+    if (tarBytes > maxTarBytes) throw new UnsafeEntryError('IMAGE_LAYER_TOO_LARGE', `layer decompresses to more than ${maxTarBytes} bytes`);
+    diffHash.update(chunk);
+    parser.push(chunk);
+  };
+  try {
+    for await (const chunk of source) {
       blobHash.update(chunk);
       blobBytes += chunk.length;
       // Stop reading at once when a blob is longer than its descriptor says.
       if (req.layer.blobSize !== undefined && blobBytes > req.layer.blobSize) {
-        return done(new ImageError('IMAGE_SIZE_MISMATCH', `${what}: blob is longer than the ${req.layer.blobSize} bytes its descriptor declares`, {
+        throw new ImageError('IMAGE_SIZE_MISMATCH', `${what}: blob is longer than the ${req.layer.blobSize} bytes its descriptor declares`, {
           fix: 'the image is corrupt or was modified after it was written; re-export it',
-        }));
+        });
       }
       req.onBytes?.(blobBytes);
-      done(null, chunk);
-    },
-  });
-  const decompress = new Decompressor();
-  try {
-    await pipeline(req.open(), tap, decompress, async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        tarBytes += chunk.length;
-        if (tarBytes > maxTarBytes) throw new UnsafeEntryError('IMAGE_LAYER_TOO_LARGE', `layer decompresses to more than ${maxTarBytes} bytes`);
-        diffHash.update(chunk);
-        parser.push(chunk);
-      }
-    });
+      decoder ??= createDecoder(chunk, onTar);
+      await decoder.write(chunk);
+    }
+    await decoder?.end();
     parser.finish();
     writer.finish();
   } catch (err) {
     throw await blobMismatch(req, what) ?? asImageError(err, what);
   } finally {
+    decoder?.close();
     writer.abort();
   }
   checkDigest(`${what}`, req.layer.blobDigest, blobHash.digest('hex'), req.layer.blobSize, blobBytes);
@@ -95,14 +91,10 @@ async function blobMismatch(req: UnpackRequest, what: string): Promise<ImageErro
   let bytes = 0;
   const limit = req.layer.blobSize === undefined ? Infinity : req.layer.blobSize + 1;
   try {
-    const stream = req.open();
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of req.open()) {
       hash.update(chunk);
       bytes += chunk.length;
-      if (bytes >= limit) {
-        stream.destroy();
-        break;
-      }
+      if (bytes >= limit) break; // which releases the file or connection
     }
     checkDigest(what, expected, hash.digest('hex'), req.layer.blobSize, bytes);
     return undefined;
@@ -128,43 +120,4 @@ function asImageError(err: unknown, what: string): Error {
   // A full disk is the cache's to explain (layer-store's cacheFault names the cache and the fix).
   if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') return e;
   return new ImageError('IMAGE_UNPACK_FAILED', `${what}: ${e?.message ?? String(err)}`, { cause: err });
-}
-
-/**
- * Picks gzip, zstd or nothing from the first bytes, whatever the media type
- * says: legacy archives carry no media type, and the digests decide validity.
- */
-class Decompressor extends Transform {
-  private inner: Transform | undefined;
-  private plain = false;
-  private pendingDone: TransformCallback | undefined;
-
-  constructor() {
-    super({ readableHighWaterMark: 8 * CHUNK });
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (!this.inner && !this.plain) this.choose(chunk);
-    if (this.plain) return done(null, chunk);
-    if (this.inner!.write(chunk)) done();
-    else this.inner!.once('drain', () => done());
-  }
-
-  override _flush(done: TransformCallback): void {
-    if (!this.inner) return done();
-    this.pendingDone = done;
-    this.inner.end();
-  }
-
-  private choose(head: Buffer): void {
-    if (head[0] === 0x1f && head[1] === 0x8b) this.inner = zlib.createGunzip({ chunkSize: CHUNK });
-    else if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) this.inner = zlib.createZstdDecompress({ chunkSize: CHUNK });
-    else {
-      this.plain = true;
-      return;
-    }
-    this.inner.on('data', (out: Buffer) => this.push(out));
-    this.inner.on('error', (err) => this.destroy(err));
-    this.inner.on('end', () => this.pendingDone?.());
-  }
 }
