@@ -31,7 +31,12 @@ export class ServiceClient {
     this.#socket = socket;
     socket.unref(); // a test worker never waits for the service to let it end
     let greeted!: (h: { cwd: string; pid: number }) => void;
-    this.hello = new Promise((resolve) => { greeted = resolve; });
+    let gone!: (err: Error) => void;
+    this.hello = new Promise((resolve, reject) => {
+      greeted = resolve;
+      gone = reject;
+    });
+    this.hello.catch(() => {}); // seen by whoever awaits it
     onMessages(socket, (m) => {
       if (m.hello) greeted(m.hello as { cwd: string; pid: number });
       else if (typeof m.push === 'string') this.#followers.get(m.sandbox as string)?.(m);
@@ -39,6 +44,7 @@ export class ServiceClient {
     });
     const close = () => {
       this.#closed = true;
+      gone(new SandboxError('SANDBOX_SERVICE_GONE', "the test run's sandbox service closed the connection"));
       for (const w of this.#waiting.values()) w.reject(new SandboxError('SANDBOX_SERVICE_GONE', "the test run's sandbox service ended before it answered"));
       this.#waiting.clear();
     };
@@ -62,6 +68,10 @@ export class ServiceClient {
     const answer = new Promise<T>((resolve, reject) => this.#waiting.set(id, { resolve: resolve as (v: unknown) => void, reject }));
     this.#socket.write(`${JSON.stringify({ id, op, ...args })}\n`);
     return answer;
+  }
+
+  close(): void {
+    this.#socket.destroy();
   }
 
   /** Receives what the service pushes about one sandbox (see Session's attach). */
@@ -151,12 +161,18 @@ export async function serviceFor(runRoot: string, owner: number): Promise<Servic
     ensureRunRoot(runRoot);
     // Named for its owner, like the run's shared spawner: the reaper removes it once the run is gone.
     const path = join(runRoot, `${ownerId}.svc${entryIdentity()}.sock`);
+    let client: ServiceClient;
     try {
-      return await connectOnce(path);
+      client = await connectOnce(path);
     } catch {
       await startService(path, owner);
-      return await connect(path);
+      client = await connect(path);
     }
+    // Relative paths in options (an image directory, files to copy in) resolve against the working
+    // directory: a worker elsewhere than the service (whose is the first worker's) starts its own.
+    if ((await client.hello).cwd === process.cwd()) return client;
+    client.close();
+    return undefined;
   } catch {
     return undefined;
   }

@@ -25,13 +25,16 @@ import type { Mirror } from './mirror.ts';
  * import(). Next to this module in the repository; an entry of the bundle once built.
  */
 export function loadLocalRuntime(): typeof import('./local-runtime.ts') {
+  if (localRuntime) return localRuntime;
   const file = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./local-runtime.ts', import.meta.url)) : join(packageRoot(), 'dist', 'service', 'local-runtime.js');
-  const runtime = createRequire(import.meta.url)(file) as typeof import('./local-runtime.ts');
+  localRuntime = createRequire(import.meta.url)(file) as typeof import('./local-runtime.ts');
   // What the worker launches itself (execs, file copies, its tests' sandboxes) goes through the
   // run's shared spawner, as the environment's own launches always have: no fork of this worker.
-  runtime.prewarmRuntime(runtime.hostInfo().runRoot, { testWorker: true });
-  return runtime;
+  localRuntime.prewarmRuntime(localRuntime.hostInfo().runRoot, { testWorker: true });
+  return localRuntime;
 }
+
+let localRuntime: typeof import('./local-runtime.ts') | undefined;
 
 /** What the Vitest environment drives: a FileSandbox here, or this. */
 export interface FileSandboxBackend {
@@ -163,13 +166,13 @@ export class RemoteFileSandbox implements FileSandboxBackend {
   }
 }
 
+const killedAtExit = new Set<string>();
+
 /**
  * ...except the sandboxes a client of this worker is still connected to (release.ts): the
  * service keeps them, and this worker kills them (by their cgroups) the moment it ends, as it
  * would its own, so that none outlives the run's last worker.
  */
-const killedAtExit = new Set<string>();
-
 function killKeptAtExit(cgroupPaths: string[]): void {
   if (!cgroupPaths.length) return;
   const { killAtExit, cgroupDriver } = loadLocalRuntime();
