@@ -1,6 +1,7 @@
 // `environment: 'container'`: Vitest loads this package's default export. A thin adapter:
 // the file's sandbox and its teardown order live in src/session/.
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Environment } from 'vitest/runtime';
 import { packageRoot } from '../path.ts';
@@ -29,6 +30,14 @@ declare module 'vitest' {
 
 function containerOptions(options: Record<string, unknown> | undefined): ContainerOptions {
   return (options?.container ?? {}) as ContainerOptions;
+}
+
+function importsThisPackage(file: string): boolean {
+  try {
+    return readFileSync(file, 'utf8').includes('vitest-environment-container');
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -75,6 +84,9 @@ export class VitestFileSandbox implements FileSandboxHandle {
     const file = currentWorkerState()?.filepath;
     if (!file) return;
     await this.backend.start(this.optionsFor(file), file);
+    // A file that imports this package uses its container: have it ready before the file's first
+    // test rather than on the test's clock (it loads the runtime). Files that never do, never load it.
+    if (importsThisPackage(file)) void this.backend.container;
     // Imported here, not at the top: this module is also the package's main entry, which Jest
     // projects import without Vitest installed. Vitest has it loaded by now.
     const { afterAll } = await import('vitest');
