@@ -6,7 +6,7 @@
 import { defineConfig } from 'rolldown';
 
 /** src/ modules that index.ts loads without the runtime (see src/service/remote-sandbox.ts). */
-const workerModules = /[\\/]src[\\/](path|node-version|current|errors|thread-state|log|id-range|api|runtime[\\/](run-owner|reaper|bundle|host)|seed[\\/]provide|service[\\/](protocol|client|remote-sandbox)|session[\\/]merge-options|vitest[\\/](environment|version|worker-state|setup-stub)|image[\\/]cache-layout)\.ts$/;
+const workerModules = /[\\/]src[\\/](path|node-version|current|errors|thread-state|log|id-range|api|runtime[\\/](run-owner|reaper|bundle|host|events)|seed[\\/]provide|service[\\/](protocol|client|remote-sandbox)|session[\\/]merge-options|vitest[\\/](environment|version|worker-state|setup-stub)|image[\\/]cache-layout)\.ts$/;
 
 const common = {
   platform: 'node',

@@ -18,7 +18,8 @@ export type RuntimeEvent =
   /** Something the sandbox runs without (an idmapped mount the file system cannot give): logged, not fatal. */
   | { type: 'warning'; stage: string; errno: number; code?: string; path?: string; message: string };
 
-export function onEvents(stream: Readable, handler: (event: RuntimeEvent) => void): void {
+/** Splits a stream of JSON lines (the runtime's status channel, the sandbox service's socket) and hands each parsed object on. */
+export function onJsonLines<T>(stream: NodeJS.ReadableStream, handler: (value: T) => void): void {
   let buffered = '';
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
@@ -27,7 +28,11 @@ export function onEvents(stream: Readable, handler: (event: RuntimeEvent) => voi
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
-      if (line) handler(JSON.parse(line) as RuntimeEvent);
+      if (line) handler(JSON.parse(line) as T);
     }
   });
+}
+
+export function onEvents(stream: Readable, handler: (event: RuntimeEvent) => void): void {
+  onJsonLines(stream, handler);
 }

@@ -11,7 +11,8 @@ import { SandboxError } from '../errors.ts';
 import { packageRoot } from '../path.ts';
 import { processId } from '../runtime/reaper.ts';
 import { ensureRunRoot } from '../runtime/bundle.ts';
-import { deserializeError, onMessages, type SerializedError } from './protocol.ts';
+import { onJsonLines } from '../runtime/events.ts';
+import { deserializeError, type SerializedError } from './protocol.ts';
 
 // Next to this module in the repository (.ts, which Node runs as it is); its own entry of the bundle once built.
 const serviceEntry = import.meta.url.endsWith('.ts') ? fileURLToPath(new URL('./main.ts', import.meta.url)) : join(packageRoot(), 'dist', 'service', 'main.js');
@@ -37,7 +38,7 @@ export class ServiceClient {
       gone = reject;
     });
     this.hello.catch(() => {}); // seen by whoever awaits it
-    onMessages(socket, (m) => {
+    onJsonLines<Record<string, unknown>>(socket, (m) => {
       if (m.hello) greeted(m.hello as { cwd: string; pid: number });
       else if (typeof m.push === 'string') this.#followers.get(m.sandbox as string)?.(m);
       else this.#answer(m);

@@ -1,4 +1,5 @@
-// The sandbox service's wire format: one JSON object per line over a unix socket.
+// The sandbox service's wire format: one JSON object per line over a unix socket (read with
+// runtime/events.ts's onJsonLines).
 // A test worker sends requests ({ id, op, ... }); the service answers each with
 // { re: id, value } or { re: id, error }, and pushes what a mirrored sandbox's
 // monitor says ({ push, sandbox, ... }). Kept small and free of runtime imports:
@@ -67,19 +68,4 @@ export function isPlainData(value: unknown): boolean {
   if (typeof value !== 'object') return false;
   const proto = Object.getPrototypeOf(value) as unknown;
   return (proto === Object.prototype || proto === null) && Object.values(value as object).every(isPlainData);
-}
-
-/** Splits a byte stream into lines and hands each parsed object on. */
-export function onMessages(stream: NodeJS.ReadableStream, handle: (message: Record<string, unknown>) => void): void {
-  let partial = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (line) handle(JSON.parse(line) as Record<string, unknown>);
-    }
-  });
 }

@@ -14,7 +14,8 @@ import { prewarmRuntime, runEnded } from '../runtime/launch.ts';
 import { hostInfo } from '../runtime/host.ts';
 import { logger } from '../log.ts';
 import { handSeededImage } from '../seed/provide.ts';
-import { onMessages, serializeError, type SandboxDescription } from './protocol.ts';
+import { onJsonLines } from '../runtime/events.ts';
+import { serializeError, type SandboxDescription } from './protocol.ts';
 
 const log = logger('service');
 
@@ -30,7 +31,7 @@ class Session {
     this.#socket = socket;
     this.#sandbox = new FileSandbox({ onlyOwn: true, keep: (c) => this.#kept.add(c) });
     socket.on('error', () => {});
-    onMessages(socket, (m) => void this.#handle(m));
+    onJsonLines<Record<string, unknown>>(socket, (m) => void this.#handle(m));
     socket.once('close', () => void this.#close());
     this.#send({ hello: { cwd: process.cwd(), pid: process.pid } });
   }
