@@ -1,5 +1,5 @@
 // Finding files: executables the way a shell does, and this package's own files.
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,4 +46,10 @@ export function packageRoot(): string {
     else if (dirname(dir) === dir) throw new Error(`vitest-environment-container: cannot find the package root above ${here}`);
   }
   return root;
+}
+
+/** Which build of a file this is (inode and mtime): two copies of this package in one test run each get a spawner and a service of their own. */
+export function fileIdentity(path: string): string {
+  const st = statSync(path);
+  return `${st.ino}${Math.floor(st.mtimeMs)}`;
 }

@@ -18,9 +18,10 @@ import workerThreads from 'node:worker_threads';
 const anchor = workerThreads as unknown as Record<symbol, unknown>;
 
 /** The value named `name` for this thread, made by `create` the first time any copy asks. */
+const keyOf = (name: string): symbol => Symbol.for(`vitest-environment-container.${name}`);
+
 export function threadState<T>(name: string, create: () => T): T {
-  const key = Symbol.for(`vitest-environment-container.${name}`);
-  return (anchor[key] ??= create()) as T;
+  return (anchor[keyOf(name)] ??= create()) as T;
 }
 
 /** The next number of the sequence `name`: unique within this thread, whichever copy asks. */
@@ -33,5 +34,5 @@ export function nextInSequence(name: string): number {
 
 /** The value named `name` for this thread if some copy made it already, without making it. */
 export function peekThreadState<T>(name: string): T | undefined {
-  return anchor[Symbol.for(`vitest-environment-container.${name}`)] as T | undefined;
+  return anchor[keyOf(name)] as T | undefined;
 }

@@ -216,10 +216,15 @@ export class Container implements AsyncDisposable {
     for (const r of this.#relays) r.log(chunk);
   }
 
+  /** @internal The sandbox's cgroup (its path from each hierarchy's root), when it has one. */
+  get cgroupPath(): string | undefined {
+    return this.#init.cgroup?.path;
+  }
+
   /** @internal What a mirror of this sandbox in another process needs to be made (src/service/). */
   mirrorable(): { runDir: string; runRoot: string; cgroupPath: string | undefined; rootless: boolean; events: RuntimeEvent[]; log: string; logTotal: number } {
     return {
-      runDir: this.#init.runDir, runRoot: this.#init.runRoot, cgroupPath: this.#init.cgroup?.path, rootless: this.#init.rootless,
+      runDir: this.#init.runDir, runRoot: this.#init.runRoot, cgroupPath: this.cgroupPath, rootless: this.#init.rootless,
       events: [...this.#events], log: this.logs(), logTotal: this.#logTotal,
     };
   }
@@ -295,7 +300,8 @@ export class Container implements AsyncDisposable {
 
   /** Synchronous last resort at process exit: kill everything in the sandbox, remove its cgroup and bundle. */
   destroyNow(): void {
-    if (this.#init.remote) return; // its owner's to do
+    // A mirror's sandbox is its owner's to end; one no longer live was finished or destroyed already.
+    if (this.#init.remote || !liveContainers.has(this)) return;
     try {
       this.#init.cgroup?.removeNow();
     } catch (err) {

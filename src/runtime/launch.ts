@@ -8,7 +8,7 @@
 // only the run's first worker pays for forking itself. Node's own spawn is kept
 // for what needs a Node IPC channel (the pool's workers).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import { isMainThread, threadId } from 'node:worker_threads';
 import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError } from '../errors.ts';
+import { fileIdentity } from '../path.ts';
 import { ensureRunRoot } from './bundle.ts';
 import { runtimeBinary } from './native.ts';
 import { processId, sandboxId } from './reaper.ts';
@@ -51,10 +52,6 @@ const CONNECT_TIMEOUT_MS = 15_000;
 const MAX_ARGUMENT_BYTES = 128 * 1024;
 
 /** The runtime binary's inode and mtime: which build a shared spawner runs. */
-function binaryIdentity(): string {
-  const st = statSync(runtimeBinary());
-  return `${st.ino}${Math.floor(st.mtimeMs)}`;
-}
 
 interface Pending { out?: Connection; err?: Connection; ctl?: Connection; in?: Connection; wantsStdin: boolean; done: (p: RuntimeProcess) => void; timer: NodeJS.Timeout }
 
@@ -212,7 +209,7 @@ async function sharedChannel(path: string, owner: number): Promise<SpawnerChanne
 function sharedSpawnerPath(runRoot: string, owner: number): string | undefined {
   const ownerId = processId(owner);
   // Keyed by the binary too: two copies of this package in one run each get a spawner of their own.
-  return ownerId === undefined ? undefined : join(runRoot, `${ownerId}.${binaryIdentity()}.sock`);
+  return ownerId === undefined ? undefined : join(runRoot, `${ownerId}.${fileIdentity(runtimeBinary())}.sock`);
 }
 
 /**

@@ -2,13 +2,13 @@
 // main process, started by the first worker that finds none. Loaded for every test file,
 // so it imports little.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SandboxError } from '../errors.ts';
-import { packageRoot } from '../path.ts';
+import { fileIdentity, packageRoot } from '../path.ts';
 import { processId } from '../runtime/reaper.ts';
 import { ensureRunRoot } from '../runtime/bundle.ts';
 import { onJsonLines } from '../runtime/events.ts';
@@ -26,12 +26,12 @@ export class ServiceClient {
   readonly #followers = new Map<string, (push: Push) => void>();
   #closed = false;
   /** The service's working directory: relative paths in options resolve against it. */
-  readonly hello: Promise<{ cwd: string; pid: number }>;
+  readonly hello: Promise<{ cwd: string }>;
 
   constructor(socket: Socket) {
     this.#socket = socket;
     socket.unref(); // a test worker never waits for the service to let it end
-    let greeted!: (h: { cwd: string; pid: number }) => void;
+    let greeted!: (h: { cwd: string }) => void;
     let gone!: (err: Error) => void;
     this.hello = new Promise((resolve, reject) => {
       greeted = resolve;
@@ -39,7 +39,7 @@ export class ServiceClient {
     });
     this.hello.catch(() => {}); // seen by whoever awaits it
     onJsonLines<Record<string, unknown>>(socket, (m) => {
-      if (m.hello) greeted(m.hello as { cwd: string; pid: number });
+      if (m.hello) greeted(m.hello as { cwd: string });
       else if (typeof m.push === 'string') this.#followers.get(m.sandbox as string)?.(m);
       else this.#answer(m);
     });
@@ -145,12 +145,6 @@ function spawnService(path: string, owner: number): Promise<void> {
   });
 }
 
-/** Which build of this package serves: two copies in one run each get a service of their own. */
-function entryIdentity(): string {
-  const st = statSync(serviceEntry);
-  return `${st.ino}${Math.floor(st.mtimeMs)}`;
-}
-
 /**
  * The service of the test run whose main process is `owner`, started if none serves yet;
  * undefined when there is none to be had (the caller then starts sandboxes itself).
@@ -161,7 +155,7 @@ export async function serviceFor(runRoot: string, owner: number): Promise<Servic
   try {
     ensureRunRoot(runRoot);
     // Named for its owner, like the run's shared spawner: the reaper removes it once the run is gone.
-    const path = join(runRoot, `${ownerId}.svc${entryIdentity()}.sock`);
+    const path = join(runRoot, `${ownerId}.svc${fileIdentity(serviceEntry)}.sock`);
     let client: ServiceClient;
     try {
       client = await connectOnce(path);

@@ -49,7 +49,7 @@ type ErrorClass = new (code: string, message: string, ...rest: unknown[]) => Err
 /** The same error class again (this package's own, by name), with its code, fix and exit code. */
 export function deserializeError(e: SerializedError): Error {
   const Class = (errors as Record<string, unknown>)[e.name] as ErrorClass | undefined;
-  if (!e.code || typeof Class !== 'function' || !(Class.prototype instanceof Error) || !(Class.prototype instanceof errors.ContainerError || e.name === 'ContainerError')) {
+  if (!e.code || typeof Class !== 'function' || !(Class === (errors.ContainerError as unknown) || Class.prototype instanceof errors.ContainerError)) {
     const plain = new Error(e.message);
     plain.name = e.name;
     return plain;

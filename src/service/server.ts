@@ -33,7 +33,7 @@ class Session {
     socket.on('error', () => {});
     onJsonLines<Record<string, unknown>>(socket, (m) => void this.#handle(m));
     socket.once('close', () => void this.#close());
-    this.#send({ hello: { cwd: process.cwd(), pid: process.pid } });
+    this.#send({ hello: { cwd: process.cwd() } });
   }
 
   #send(message: unknown): void {
@@ -69,7 +69,7 @@ class Session {
         await sandbox.teardown();
         // What a client of the worker is still connected to is kept (here, or when an earlier file of
         // the worker was done): the worker ends it when it ends itself.
-        return { kept: [...this.#kept].filter((c) => c.running).map((c) => c.mirrorable().cgroupPath).filter(Boolean) };
+        return { kept: [...this.#kept].filter((c) => c.running).map((c) => c.cgroupPath).filter(Boolean) };
       case 'attach':
         this.#attach(this.#container(m.sandbox), m.seen as { events: number; logTotal: number });
         return undefined;

@@ -66,8 +66,7 @@ function hookSignals(): void {
   hooked = true;
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     const onSignal = () => {
-      for (const c of lingering) c.destroyNow();
-      lingering.clear();
+      destroyLingering();
       process.off(signal, onSignal);
       // The signal's own meaning once we are done, unless the program handles it itself.
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
@@ -75,10 +74,12 @@ function hookSignals(): void {
     process.on(signal, onSignal);
   }
   // A process.exit() (Jest's workers, Vitest's with --no-isolate at the end), or the last code having run.
-  process.once('exit', () => {
-    for (const c of lingering) c.destroyNow();
-    lingering.clear();
-  });
+  process.once('exit', destroyLingering);
+}
+
+function destroyLingering(): void {
+  for (const c of lingering) c.destroyNow();
+  lingering.clear();
 }
 
 /**
