@@ -16,8 +16,11 @@ import { logger } from '../log.ts';
 import { handSeededImage } from '../seed/provide.ts';
 import { onJsonLines } from '../runtime/events.ts';
 import { serializeError, type SandboxDescription } from './protocol.ts';
+import { Spares } from './spares.ts';
 
 const log = logger('service');
+/** How long spares outlive the last connected test worker (a new worker per file connects well within it). */
+const SPARES_IDLE_MS = 2000;
 
 /** One test worker's connection: its file's sandbox, and what it keeps until the worker ends. */
 class Session {
@@ -26,10 +29,12 @@ class Session {
   /** Sandboxes released while a client was still connected to them: stopped when the worker ends. */
   readonly #kept = new Set<Container>();
   readonly #relays = new Set<() => void>();
+  /** The last teardown's stops, which may go on after its answer. */
+  #stopping: Promise<void> = Promise.resolve();
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, spares: Spares | undefined) {
     this.#socket = socket;
-    this.#sandbox = new FileSandbox({ onlyOwn: true, keep: (c) => this.#kept.add(c) });
+    this.#sandbox = new FileSandbox({ onlyOwn: true, keep: (c) => this.#kept.add(c), start: spares && ((o) => spares.start(o)) });
     socket.on('error', () => {});
     onJsonLines<Record<string, unknown>>(socket, (m) => void this.#handle(m));
     socket.once('close', () => void this.#close());
@@ -66,7 +71,12 @@ class Session {
       case 'finish':
         return sandbox.finish(m.file as string, record);
       case 'teardown':
-        await sandbox.teardown();
+        // Answered once it is known what is kept: the worker need not wait for the stops, which
+        // this process finishes while Vitest goes on with the next file.
+        await new Promise<void>((decided, failed) => {
+          this.#stopping = sandbox.teardown(decided);
+          this.#stopping.then(decided, failed);
+        });
         // What a client of the worker is still connected to is kept (here, or when an earlier file of
         // the worker was done): the worker ends it when it ends itself.
         return { kept: [...this.#kept].filter((c) => c.running).map((c) => c.cgroupPath).filter(Boolean) };
@@ -105,6 +115,7 @@ class Session {
   /** The worker is gone: whatever it left is stopped now. */
   async #close(): Promise<void> {
     for (const stop of this.#relays) stop();
+    await this.#stopping.catch((err: unknown) => log('teardown failed: %o', err));
     await this.#sandbox.teardown().catch((err: unknown) => log('teardown after the worker ended: %o', err));
     await Promise.all([...this.#kept].map((c) => c.stop().catch(() => {})));
   }
@@ -121,7 +132,19 @@ function describe(c: Container): SandboxDescription {
  */
 export function serve(path: string, owner: number): Promise<Server> {
   prewarmRuntime(hostInfo().runRoot); // the first sandbox need not wait for this process's spawner
-  const server = createServer((socket) => new Session(socket));
+  // VITEST_CONTAINER_SPARES=0: no sandbox started ahead (each idle spare holds its memory until taken or the run ends).
+  const spares = process.env.VITEST_CONTAINER_SPARES === '0' ? undefined : new Spares();
+  // With no worker connected for a moment, the run is over or watch mode waits for a change: no spare is kept idle.
+  let connected = 0;
+  let idle: NodeJS.Timeout | undefined;
+  const server = createServer((socket) => {
+    connected++;
+    clearTimeout(idle);
+    socket.once('close', () => {
+      if (--connected === 0 && spares) idle = setTimeout(() => spares.clear(), SPARES_IDLE_MS).unref();
+    });
+    new Session(socket, spares);
+  });
   const staging = `${path}.${process.pid}`;
   rmSync(staging, { force: true });
   return new Promise((resolve, reject) => {

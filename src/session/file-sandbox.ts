@@ -49,6 +49,14 @@ export interface SandboxScope {
   onlyOwn: boolean;
   /** A sandbox that a client is still connected to (see release.ts); the default keeps it until this process ends. */
   keep?: (c: Container) => void;
+  /** Starts a sandbox without waiting for its readiness (the service's spares, spares.ts); the default starts a new one. */
+  start?: (options: ContainerOptions) => Promise<Container>;
+}
+
+/** The options a sandbox is started from: its readiness is waited for separately (adopting an early start, a spare). */
+function withoutWaits(options: ContainerOptions): ContainerOptions {
+  const { waitFor: _waits, ...rest } = options;
+  return rest;
 }
 
 export class FileSandbox implements FileSandboxHandle {
@@ -76,8 +84,7 @@ export class FileSandbox implements FileSandboxHandle {
    * start() adopts it when the options turn out the same, and runs the waits then.
    */
   startEarly(options: ContainerOptions): void {
-    const { waitFor: _waits, ...rest } = options;
-    const container = this.#track(startContainer(rest));
+    const container = this.#track(this.#startUnwaited(options));
     container.catch(() => {}); // surfaced by start(), if adopted
     this.#early = { options, container };
   }
@@ -91,31 +98,31 @@ export class FileSandbox implements FileSandboxHandle {
     this.container = undefined;
     const early = this.#early;
     this.#early = undefined;
+    const adoptable = early && sameOptions(early.options, options);
     this.ready = (async () => {
       const previous = await previousReady.catch(() => undefined);
       if (previous) {
         // Another file in the same worker (isolate: false): the last file's sandboxes are done with.
-        const adopted = early && sameOptions(early.options, options) ? await early.container.catch(() => undefined) : undefined;
+        const adopted = adoptable ? await early.container.catch(() => undefined) : undefined;
         await this.#release([...this.#releasable()].filter((c) => c !== adopted));
       }
       log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
-      let c: Container;
-      if (early && sameOptions(early.options, options)) {
-        c = await early.container;
-        const { waitFor, timeout } = normalizeOptions(options);
-        await waitUntilReady(c, waitFor, timeout).catch(async (err: unknown) => {
-          await c.stop({ timeout: 0 });
-          throw err;
-        });
-      } else {
-        if (early) void early.container.then((unused) => unused.stop(), () => {});
-        c = await this.#track(startContainer(options));
-      }
+      if (early && !adoptable) void early.container.then((unused) => unused.stop(), () => {});
+      const c = await (adoptable ? early.container : this.#track(this.#startUnwaited(options)));
+      const { waitFor, timeout } = normalizeOptions(options);
+      await waitUntilReady(c, waitFor, timeout).catch(async (err: unknown) => {
+        await c.stop({ timeout: 0 });
+        throw err;
+      });
       this.container = c;
       return c;
     })();
     this.ready.catch(() => {}); // surfaced where it is awaited
     return this.ready;
+  }
+
+  #startUnwaited(options: ContainerOptions): Promise<Container> {
+    return (this.#scope.start ?? startContainer)(withoutWaits(options));
   }
 
   #track(started: Promise<Container>): Promise<Container> {
@@ -131,8 +138,8 @@ export class FileSandbox implements FileSandboxHandle {
     return this.#scope.onlyOwn ? this.#own : liveContainers;
   }
 
-  #release(containers: Iterable<Container>): Promise<void> {
-    return releaseSandboxes(containers, this.#scope.keep);
+  #release(containers: Iterable<Container>, decided?: () => void): Promise<void> {
+    return releaseSandboxes(containers, this.#scope.keep, decided);
   }
 
   setRoot(root: string): void {
@@ -170,12 +177,15 @@ export class FileSandbox implements FileSandboxHandle {
     return resources;
   }
 
-  /** Releases the file's container and anything the file's tests started and left running (see release.ts). */
-  async teardown(): Promise<void> {
+  /**
+   * Releases the file's container and anything the file's tests started and left running (see
+   * release.ts). `released` is called once each is kept or being stopped, before the stops finish.
+   */
+  async teardown(released?: () => void): Promise<void> {
     await this.ready.catch(() => undefined);
-    if (this.#early) await this.#early.container.then((c) => this.#release([c]), () => {});
+    const early = this.#early && await this.#early.container.catch(() => undefined);
     this.#early = undefined;
-    await this.#release([...this.#releasable()]);
+    await this.#release(new Set([...(early ? [early] : []), ...this.#releasable()]), released);
     // Networks named in options belong to the file that used them (the service takes no options with networks).
     if (!this.#scope.onlyOwn) await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
     this.container = undefined;

@@ -127,6 +127,9 @@ const cgroupRoots = (): string[] => {
 export function leftoverCgroups(parent: string): string[] {
   // (cgroup v1: a sandbox not pinned to CPUs has no cpuset cgroup, so no parent there either)
   const missing = cgroupRoots().filter((root) => !root.endsWith('/cpuset')).map((root) => join(root, parent)).filter((dir) => !existsSync(dir));
+  // The run's sandbox service ends a moment after the run does, and with it the spare it started
+  // ahead (src/service/spares.ts): like the spawner (leftoverSpawners), it gets 3 s to go.
+  for (let waited = 0; sandboxCgroupsUnder(parent).length && waited < 3000; waited += 20) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   const left = [...missing.map((dir) => `${dir}: never created (the run's cgroupParent did not take effect)`), ...sandboxCgroupsUnder(parent)];
   removeCgroups(parent);
   return left;

@@ -1,5 +1,8 @@
 // The Vitest surface end to end: real Vitest runs of fixture projects, and
 // what their users would see.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isRoot, kernelOomKills } from '../helpers/host.ts';
 import { leftoverCgroups, leftoverSpawners, runVitest } from '../helpers/run-fixture.ts';
@@ -20,6 +23,37 @@ describe.runIf(isRoot)("environment: 'container'", () => {
     expect(r.output).toMatch(/Tests\s+5 passed \(5\)/);
     expect(r.code).toBe(0);
     expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
+  });
+
+  describe("the run's sandbox service starts the next file's sandbox ahead (a spare)", () => {
+    /** Each file's record (fixtures/vitest-spares/started.ts), one worker at a time, files in name order. */
+    async function startsOf(env: Record<string, string>): Promise<{ file: string; sandbox: number; worker: number }[]> {
+      const dir = mkdtempSync(join(tmpdir(), 'vtc-spares-'));
+      try {
+        const out = join(dir, 'starts.jsonl');
+        const r = await runVitest('vitest-spares', ['--maxWorkers=1', '--sequence.shuffle=false'], { VTC_SPARES_OUT: out, ...env });
+        expect(r.output).toMatch(/Test Files\s+4 passed \(4\)/);
+        expect(r.code).toBe(0);
+        // The spare nobody took went with the run.
+        expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
+        return readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { file: string; sandbox: number; worker: number });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+
+    test('after the first file, each file gets a sandbox started before its worker was, used by no file before', async () => {
+      const starts = await startsOf({});
+      expect(starts).toHaveLength(4);
+      // The first file's sandbox is started for it; every later one was ready while the file before ran.
+      expect(starts.slice(1).every((s) => s.sandbox < s.worker)).toBe(true);
+      expect(starts[0]!.sandbox).toBeGreaterThanOrEqual(starts[0]!.worker);
+    });
+
+    test('VITEST_CONTAINER_SPARES=0: every file waits for a sandbox of its own', async () => {
+      const starts = await startsOf({ VITEST_CONTAINER_SPARES: '0' });
+      expect(starts.map((s) => s.sandbox >= s.worker)).toEqual([true, true, true, true]);
+    });
   });
 
   describe('failures are reported clearly, with the file, and everything is torn down', async () => {
