@@ -9,7 +9,7 @@
 //   npm run build   (or: node native/build.mjs && npx tsc -p tsconfig.json) — the
 //                   environment is loaded from dist/ through node_modules/vitest-environment-container
 //   node_modules/node/bin/node bench/runner.bench.ts [--rounds 7] [--warmup 1] [--files 20]
-//       [--max-workers 2] [--variants node,container-idle,container-idle-no-spares,container-exec] [--no-write]
+//       [--max-workers 2] [--variants node,floor,container-idle,container-idle-no-spares,container-exec] [--no-write]
 //       [--debug-trace]      one extra container-exec run with DEBUG=container:* timestamps
 //
 // Needs root (or working rootless sandboxes). Default pool (forks) and default
@@ -32,9 +32,10 @@ const DEBUG_TRACE = argv.includes('--debug-trace');
 // Issue 11: environment 'container' may add at most this per file against environment 'node'.
 const TARGET_MS_PER_FILE = 10;
 
-interface Variant { name: string; env: 'node' | 'container'; dir: 'idle' | 'exec'; what: string; extraEnv?: Record<string, string> }
+interface Variant { name: string; env: 'node' | 'floor' | 'container'; dir: 'idle' | 'exec'; what: string; extraEnv?: Record<string, string> }
 const ALL_VARIANTS: Variant[] = [
   { name: 'node', env: 'node', dir: 'idle', what: "environment 'node', 2 trivial tests per file" },
+  { name: 'floor', env: 'floor', dir: 'idle', what: "a do-nothing environment package that injects a setup file registering an afterAll, as this one does (bench/lib/runner-suite.ts): Vitest's own cost of such an environment" },
   { name: 'container-idle', env: 'container', dir: 'idle', what: "environment 'container', same files: the sandbox is started and stopped, never used" },
   { name: 'container-idle-no-spares', env: 'container', dir: 'idle', extraEnv: { VITEST_CONTAINER_SPARES: '0' },
     what: "container-idle with `VITEST_CONTAINER_SPARES=0`: each file's sandbox started when the file asks, none ahead" },
