@@ -19,8 +19,6 @@ import { serializeError, type SandboxDescription } from './protocol.ts';
 import { Spares } from './spares.ts';
 
 const log = logger('service');
-/** How long spares outlive the last connected test worker (a new worker per file connects well within it). */
-const SPARES_IDLE_MS = 2000;
 
 /** One test worker's connection: its file's sandbox, and what it keeps until the worker ends. */
 class Session {
@@ -29,12 +27,14 @@ class Session {
   /** Sandboxes released while a client was still connected to them: stopped when the worker ends. */
   readonly #kept = new Set<Container>();
   readonly #relays = new Set<() => void>();
-  /** The last teardown's stops, which may go on after its answer. */
-  #stopping: Promise<void> = Promise.resolve();
+  readonly #spares: Spares | undefined;
+  /** Between this worker's first start request and its teardown: a file is running (spares.ts keeps spares only then). */
+  #running = false;
 
   constructor(socket: Socket, spares: Spares | undefined) {
     this.#socket = socket;
-    this.#sandbox = new FileSandbox({ onlyOwn: true, keep: (c) => this.#kept.add(c), start: spares && ((o) => spares.start(o)) });
+    this.#spares = spares;
+    this.#sandbox = new FileSandbox({ onlyOwn: true, keep: (c) => this.#kept.add(c), ...(spares ? { start: (o, how) => spares.start(o, how), adopted: (o, c) => spares.adopted(o, c) } : {}) });
     socket.on('error', () => {});
     onJsonLines<Record<string, unknown>>(socket, (m) => void this.#handle(m));
     socket.once('close', () => void this.#close());
@@ -56,27 +56,32 @@ class Session {
     }
   }
 
+  #engaged(running: boolean): void {
+    if (running === this.#running) return;
+    this.#running = running;
+    if (running) this.#spares?.fileStarted();
+    else this.#spares?.fileEnded();
+  }
+
   async #run(m: Record<string, unknown>, record: (r: FileResources) => void): Promise<unknown> {
     const sandbox = this.#sandbox;
     // Seeded images as the worker knows them: handed to the whole run by its globalSetup, renewed on a watch-mode rerun.
     for (const [name, reference] of Object.entries((m.seeded ?? {}) as Record<string, string>)) handSeededImage(name, reference);
     switch (m.op) {
       case 'early':
+        this.#engaged(true);
         sandbox.startEarly(m.options as ContainerOptions);
         return undefined;
       case 'start': {
+        this.#engaged(true);
         sandbox.setRoot(m.root as string);
         return describe(await sandbox.start(m.options as ContainerOptions, m.file as string));
       }
       case 'finish':
         return sandbox.finish(m.file as string, record);
       case 'teardown':
-        // Answered once it is known what is kept: the worker need not wait for the stops, which
-        // this process finishes while Vitest goes on with the next file.
-        await new Promise<void>((decided, failed) => {
-          this.#stopping = sandbox.teardown(decided);
-          this.#stopping.then(decided, failed);
-        });
+        this.#engaged(false);
+        await sandbox.teardown();
         // What a client of the worker is still connected to is kept (here, or when an earlier file of
         // the worker was done): the worker ends it when it ends itself.
         return { kept: [...this.#kept].filter((c) => c.running).map((c) => c.cgroupPath).filter(Boolean) };
@@ -115,7 +120,7 @@ class Session {
   /** The worker is gone: whatever it left is stopped now. */
   async #close(): Promise<void> {
     for (const stop of this.#relays) stop();
-    await this.#stopping.catch((err: unknown) => log('teardown failed: %o', err));
+    this.#engaged(false);
     await this.#sandbox.teardown().catch((err: unknown) => log('teardown after the worker ended: %o', err));
     await Promise.all([...this.#kept].map((c) => c.stop().catch(() => {})));
   }
@@ -134,17 +139,7 @@ export function serve(path: string, owner: number): Promise<Server> {
   prewarmRuntime(hostInfo().runRoot); // the first sandbox need not wait for this process's spawner
   // VITEST_CONTAINER_SPARES=0: no sandbox started ahead (each idle spare holds its memory until taken or the run ends).
   const spares = process.env.VITEST_CONTAINER_SPARES === '0' ? undefined : new Spares();
-  // With no worker connected for a moment, the run is over or watch mode waits for a change: no spare is kept idle.
-  let connected = 0;
-  let idle: NodeJS.Timeout | undefined;
-  const server = createServer((socket) => {
-    connected++;
-    clearTimeout(idle);
-    socket.once('close', () => {
-      if (--connected === 0 && spares) idle = setTimeout(() => spares.clear(), SPARES_IDLE_MS).unref();
-    });
-    new Session(socket, spares);
-  });
+  const server = createServer((socket) => new Session(socket, spares));
   const staging = `${path}.${process.pid}`;
   rmSync(staging, { force: true });
   return new Promise((resolve, reject) => {
@@ -158,8 +153,12 @@ export function serve(path: string, owner: number): Promise<Server> {
         rmSync(path, { force: true });
         rmSync(`${path}.starting`, { force: true }); // the mark of the worker that started it (client.ts)
       });
-      // The server keeps the process alive; the run's end ends it, and the exit hooks stop every sandbox.
-      void runEnded(hostInfo().runRoot, owner).then(() => process.exit(0));
+      // The server keeps the process alive; the run's end ends it, and the exit hooks stop every
+      // sandbox (a spare still starting is waited for first: until it has started, no hook knows it).
+      void runEnded(hostInfo().runRoot, owner).then(async () => {
+        await spares?.settled();
+        process.exit(0);
+      });
       resolve(server);
     });
   });

@@ -49,8 +49,13 @@ export interface SandboxScope {
   onlyOwn: boolean;
   /** A sandbox that a client is still connected to (see release.ts); the default keeps it until this process ends. */
   keep?: (c: Container) => void;
-  /** Starts a sandbox without waiting for its readiness (the service's spares, spares.ts); the default starts a new one. */
-  start?: (options: ContainerOptions) => Promise<Container>;
+  /**
+   * Starts a sandbox without waiting for its readiness; the default starts a new one. The service
+   * hands out spares (spares.ts): `early`, the options may still change (see startEarly).
+   */
+  start?: (options: ContainerOptions, how: { early: boolean }) => Promise<Container>;
+  /** An early start turned out to have the file's options (start() adopted it). */
+  adopted?: (options: ContainerOptions, container: Promise<Container>) => void;
 }
 
 /** The options a sandbox is started from: its readiness is waited for separately (adopting an early start, a spare). */
@@ -84,7 +89,7 @@ export class FileSandbox implements FileSandboxHandle {
    * start() adopts it when the options turn out the same, and runs the waits then.
    */
   startEarly(options: ContainerOptions): void {
-    const container = this.#track(this.#startUnwaited(options));
+    const container = this.#track(this.#startUnwaited(options, true));
     container.catch(() => {}); // surfaced by start(), if adopted
     this.#early = { options, container };
   }
@@ -108,7 +113,8 @@ export class FileSandbox implements FileSandboxHandle {
       }
       log('starting the sandbox for %s with %o', file ?? '(unknown file)', options);
       if (early && !adoptable) void early.container.then((unused) => unused.stop(), () => {});
-      const c = await (adoptable ? early.container : this.#track(this.#startUnwaited(options)));
+      if (adoptable) this.#scope.adopted?.(withoutWaits(options), early.container);
+      const c = await (adoptable ? early.container : this.#track(this.#startUnwaited(options, false)));
       const { waitFor, timeout } = normalizeOptions(options);
       await waitUntilReady(c, waitFor, timeout).catch(async (err: unknown) => {
         await c.stop({ timeout: 0 });
@@ -121,8 +127,8 @@ export class FileSandbox implements FileSandboxHandle {
     return this.ready;
   }
 
-  #startUnwaited(options: ContainerOptions): Promise<Container> {
-    return (this.#scope.start ?? startContainer)(withoutWaits(options));
+  #startUnwaited(options: ContainerOptions, early: boolean): Promise<Container> {
+    return this.#scope.start ? this.#scope.start(withoutWaits(options), { early }) : startContainer(withoutWaits(options));
   }
 
   #track(started: Promise<Container>): Promise<Container> {
@@ -138,8 +144,8 @@ export class FileSandbox implements FileSandboxHandle {
     return this.#scope.onlyOwn ? this.#own : liveContainers;
   }
 
-  #release(containers: Iterable<Container>, decided?: () => void): Promise<void> {
-    return releaseSandboxes(containers, this.#scope.keep, decided);
+  #release(containers: Iterable<Container>): Promise<void> {
+    return releaseSandboxes(containers, this.#scope.keep);
   }
 
   setRoot(root: string): void {
@@ -177,15 +183,12 @@ export class FileSandbox implements FileSandboxHandle {
     return resources;
   }
 
-  /**
-   * Releases the file's container and anything the file's tests started and left running (see
-   * release.ts). `released` is called once each is kept or being stopped, before the stops finish.
-   */
-  async teardown(released?: () => void): Promise<void> {
+  /** Releases the file's container and anything the file's tests started and left running (see release.ts). */
+  async teardown(): Promise<void> {
     await this.ready.catch(() => undefined);
     const early = this.#early && await this.#early.container.catch(() => undefined);
     this.#early = undefined;
-    await this.#release(new Set([...(early ? [early] : []), ...this.#releasable()]), released);
+    await this.#release(new Set([...(early ? [early] : []), ...this.#releasable()]));
     // Networks named in options belong to the file that used them (the service takes no options with networks).
     if (!this.#scope.onlyOwn) await Promise.all([...namedNetworks().values()].map((n) => n.remove()));
     this.container = undefined;

@@ -102,9 +102,8 @@ function linger(c: Container): void {
  * Ends a test file's use of these sandboxes (its own, those its tests started and forgot):
  * stopped now, or, when a client is still connected, handed to `keep`: by default they run
  * until this process ends (the sandbox service keeps them until the test worker ends).
- * `decided` is called once every one is kept or being stopped, before the stops finish.
  */
-export async function releaseSandboxes(containers: Iterable<Container>, keep: (c: Container) => void = linger, decided?: () => void): Promise<void> {
+export async function releaseSandboxes(containers: Iterable<Container>, keep: (c: Container) => void = linger): Promise<void> {
   let ports: Set<string> | undefined;
   const connected = () => (ports ??= connectedPorts());
   const stops: Promise<unknown>[] = [];
@@ -113,7 +112,6 @@ export async function releaseSandboxes(containers: Iterable<Container>, keep: (c
     if (isMainThread && (endsWithProcess() || hasClients(c, connected))) keep(c);
     else stops.push(c.stop());
   }
-  decided?.();
   await Promise.all(stops);
 }
 

@@ -26,33 +26,44 @@ describe.runIf(isRoot)("environment: 'container'", () => {
   });
 
   describe("the run's sandbox service starts the next file's sandbox ahead (a spare)", () => {
-    /** Each file's record (fixtures/vitest-spares/started.ts), one worker at a time, files in name order. */
-    async function startsOf(env: Record<string, string>): Promise<{ file: string; sandbox: number; worker: number }[]> {
+    interface Start { file: string; sandbox: number; worker: number; memoryLimit: number }
+    /** Each file's record (fixtures/vitest-spares/started.ts), one worker at a time, in the order they ran. */
+    async function startsOf(env: Record<string, string>): Promise<Start[]> {
       const dir = mkdtempSync(join(tmpdir(), 'vtc-spares-'));
       try {
         const out = join(dir, 'starts.jsonl');
-        const r = await runVitest('vitest-spares', ['--maxWorkers=1', '--sequence.shuffle=false'], { VTC_SPARES_OUT: out, ...env });
+        const r = await runVitest('vitest-spares', ['--maxWorkers=1'], { VTC_SPARES_OUT: out, ...env });
         expect(r.output).toMatch(/Test Files\s+4 passed \(4\)/);
         expect(r.code).toBe(0);
-        // The spare nobody took went with the run.
+        // The spares nobody took went with the run.
         expect(leftoverCgroups(r.cgroupParent)).toEqual([]);
-        return readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { file: string; sandbox: number; worker: number });
+        return readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Start).sort((a, b) => a.worker - b.worker);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     }
+    const startedAhead = (s: Start) => s.sandbox < s.worker;
 
-    test('after the first file, each file gets a sandbox started before its worker was, used by no file before', async () => {
+    test('after the first file, each file with the same options gets a sandbox started before its worker was, used by no file before', async () => {
       const starts = await startsOf({});
       expect(starts).toHaveLength(4);
-      // The first file's sandbox is started for it; every later one was ready while the file before ran.
-      expect(starts.slice(1).every((s) => s.sandbox < s.worker)).toBe(true);
-      expect(starts[0]!.sandbox).toBeGreaterThanOrEqual(starts[0]!.worker);
+      const [first, ...later] = starts.filter((s) => s.file !== 'file-3.test.ts');
+      expect(startedAhead(first!)).toBe(false);
+      expect(later.map(startedAhead)).toEqual([true, true]);
+      // The file with options of its own (a docblock) never gets a spare of the others' options.
+      const own = starts.find((s) => s.file === 'file-3.test.ts')!;
+      expect({ ahead: startedAhead(own), memoryLimit: own.memoryLimit }).toEqual({ ahead: false, memoryLimit: 32 * 1024 * 1024 });
+      expect(later.map((s) => s.memoryLimit)).toEqual([64 * 1024 * 1024, 64 * 1024 * 1024]);
     });
 
     test('VITEST_CONTAINER_SPARES=0: every file waits for a sandbox of its own', async () => {
       const starts = await startsOf({ VITEST_CONTAINER_SPARES: '0' });
-      expect(starts.map((s) => s.sandbox >= s.worker)).toEqual([true, true, true, true]);
+      expect(starts.map(startedAhead)).toEqual([false, false, false, false]);
+    });
+
+    test('options with a bind mount get no spare: what it shows could change while the file before runs', async () => {
+      const starts = await startsOf({ VTC_SPARES_MOUNT: tmpdir() });
+      expect(starts.map(startedAhead)).toEqual([false, false, false, false]);
     });
   });
 
