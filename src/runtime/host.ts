@@ -35,19 +35,31 @@ function mappings(self: number, file: string, helper: string, name: string): IdM
 
 let cached: HostInfo | undefined;
 
-export function hostInfo(): HostInfo {
-  if (cached) return cached;
-  const uid = process.getuid!(), gid = process.getgid!();
-  // uid 0 in a user namespace of the caller's (a rootless pool worker) is not root: it may map only
-  // what its namespace maps, and the host's root-only places are not its.
-  const nested = { uids: ownNamespaceIds('uid'), gids: ownNamespaceIds('gid') };
-  const rootless = uid !== 0 || nested.uids !== undefined;
-  const name = userInfo().username;
+/** Where bundles are written, for a process that needs no more than that (a test worker: hostInfo() costs ~1 ms). */
+export function hostRunRoot(): string {
+  return cached?.runRoot ?? runRootFor(process.getuid!(), isRootless(ownNamespaceIds('uid')));
+}
+
+/** uid 0 in a user namespace of the caller's (a rootless pool worker) is not root: it may map only what its namespace maps, and the host's root-only places are not its. */
+function isRootless(nestedUids: IdRange[] | undefined): boolean {
+  return process.getuid!() !== 0 || nestedUids !== undefined;
+}
+
+function runRootFor(uid: number, rootless: boolean): string {
   // A pool worker is told its own (a tmpfs its sandbox has at that path; see spec.ts, privileged).
-  const runRoot = process.env[RUN_ROOT_ENV] ? process.env[RUN_ROOT_ENV]
+  return process.env[RUN_ROOT_ENV] ? process.env[RUN_ROOT_ENV]
     : !rootless ? '/run/vitest-container'
     : process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'vitest-container')
     : join(tmpdir(), `vitest-container-${uid}`);
+}
+
+export function hostInfo(): HostInfo {
+  if (cached) return cached;
+  const uid = process.getuid!(), gid = process.getgid!();
+  const nested = { uids: ownNamespaceIds('uid'), gids: ownNamespaceIds('gid') };
+  const rootless = isRootless(nested.uids);
+  const name = userInfo().username;
+  const runRoot = runRootFor(uid, rootless);
   // As root, the sandbox's ids are an unprivileged host range (see id-range.ts), never host root's.
   const range = rootSandboxIdRanges();
   // Inside a rootless pool worker: its own ids, extent by extent, up to a sandbox's 65536.

@@ -2,13 +2,15 @@
 // files, copies, ports and stats work from its identity (pid, cgroup, spec) as for one of
 // our own; its monitor is a relay of the service's (events, log, end), and stopping it is
 // asked of the service, whose sandbox it stays.
-import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { Container, type ContainerStats } from '../runtime/container.ts';
 import { cgroupDriver } from '../runtime/cgroups/index.ts';
 import { consumed, type RuntimeProcess } from '../runtime/launch.ts';
 import { normalizeOptions, type ContainerOptions } from '../runtime/options.ts';
 import type { Identity } from '../runtime/image.ts';
+import type { RuntimeSpec } from '../runtime/spec.ts';
 import type { ServiceClient } from './client.ts';
 import type { SandboxDescription } from './protocol.ts';
 
@@ -48,7 +50,8 @@ export function mirrorContainer(d: SandboxDescription, options: ContainerOptions
   const resolveUser = (user: string) => service.request<Identity>('resolveUser', { sandbox: d.id, user });
   const cgroup = d.cgroupPath ? cgroupDriver()?.open(dirname(d.cgroupPath), basename(d.cgroupPath)) : undefined;
   const container = new Container({
-    id: d.id, hostname: d.hostname, image: { ...d.image, resolveUser }, options: normalizeOptions(options), spec: d.spec,
+    id: d.id, hostname: d.hostname, image: { ...d.image, resolveUser }, options: normalizeOptions(options),
+    spec: JSON.parse(readFileSync(join(d.runDir, 'config.json'), 'utf8')) as RuntimeSpec, // as the runtime read it (protocol.ts)
     runDir: d.runDir, cgroup, rootless: d.rootless, resolveUser, monitor, runRoot: d.runRoot,
     replay: { events: d.events, log: Buffer.from(d.log) },
     remote: {

@@ -6,7 +6,6 @@
 // the test worker's side of it is loaded for every test file.
 import * as errors from '../errors.ts';
 import type { ContainerError } from '../errors.ts';
-import type { RuntimeSpec } from '../runtime/spec.ts';
 import type { RuntimeImage } from '../runtime/image.ts';
 import type { RuntimeEvent } from '../runtime/events.ts';
 
@@ -17,7 +16,8 @@ export interface SandboxDescription {
   runDir: string;
   runRoot: string;
   cgroupPath: string | undefined;
-  spec: RuntimeSpec;
+  // Not the spec (~15 KB with its seccomp profile): a mirror reads it from the bundle (runDir), where
+  // the runtime read it, and most files never make one.
   rootless: boolean;
   image: Omit<RuntimeImage, 'resolveUser'>;
   /** The monitor's events so far (created, ports, started) and the log: the mirror starts from them. */

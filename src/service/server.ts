@@ -128,7 +128,7 @@ class Session {
 
 function describe(c: Container): SandboxDescription {
   const { resolveUser: _, ...image } = c.image;
-  return { id: c.id, hostname: c.hostname, spec: c.spec, image, ...c.mirrorable() };
+  return { id: c.id, hostname: c.hostname, image, ...c.mirrorable() };
 }
 
 /**

@@ -14,7 +14,7 @@ import type { Container } from '../runtime/container.ts';
 import { testRunOwner } from '../runtime/run-owner.ts';
 import { loadLocalRuntime, RemoteFileSandbox, type FileSandboxBackend } from '../service/remote-sandbox.ts';
 import { serviceFor } from '../service/client.ts';
-import { hostInfo } from '../runtime/host.ts';
+import { hostRunRoot } from '../runtime/host.ts';
 import { assertSupportedVitest, runningVitest } from './version.ts';
 import { currentWorkerState, onWorkerState } from './worker-state.ts';
 import { setupStub } from './setup-stub.ts';
@@ -102,7 +102,7 @@ const environment: Environment = {
   async setup(global, options) {
     assertSupportedNode();
     assertSupportedVitest(runningVitest(), "environment: 'container'");
-    const sandbox = new VitestFileSandbox(fileSandboxBackend(hostInfo().runRoot));
+    const sandbox = new VitestFileSandbox(fileSandboxBackend(hostRunRoot()));
     sandbox.fileOptions = containerOptions(options);
     sandbox.configOptions = sandbox.fileOptions;
     global[FILE_SANDBOX] = sandbox;
